@@ -1,0 +1,251 @@
+//! Restore: decrypt a backup into a temporary file beside the destination, check it fully,
+//! then swap it in with one rename. Any failure before the rename leaves the live store as it was.
+
+use std::path::{Path, PathBuf};
+
+use super::decode::{check_store_copy, decode_stream};
+use super::directory::RESTORE_LOG_FILE;
+use super::{
+    BackupDirectory, BackupError, HistoryEntry, JobKind, JobLock, JobLog, JobStatus, Manifest,
+};
+use crate::fsutil;
+use crate::secret::Passphrase;
+use crate::store::SecureStore;
+use crate::target::{self, PutMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreMethod {
+    /// Replace the live store.
+    Overwrite,
+    /// Write a new store file elsewhere.
+    New,
+}
+
+impl RestoreMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreMethod::Overwrite => "overwrite",
+            RestoreMethod::New => "new",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The backup to restore; the newest successful one when `None`.
+    pub backup_id: Option<String>,
+    pub method: RestoreMethod,
+    /// The store file to write: the live store (`Overwrite`) or the new one (`New`).
+    pub destination: PathBuf,
+    /// For `New`: replace an existing file at the destination.
+    pub force: bool,
+    /// When given, the restored store is checked to open with it.
+    pub store_passphrase: Option<Passphrase>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub entry: HistoryEntry,
+    pub manifest: Manifest,
+    pub restored_to: PathBuf,
+    /// Whether the store passphrase supplied opens the restored Master Key (`None`: not checked).
+    pub store_passphrase_opens: Option<bool>,
+}
+
+/// Picks the backup to restore or verify.
+pub(crate) async fn select_backup(
+    dir: &BackupDirectory,
+    id: Option<&str>,
+) -> Result<(HistoryEntry, Manifest), BackupError> {
+    let history = dir.load_history().await?;
+    let entry = match id {
+        Some(id) => {
+            let entry = history
+                .backup(id)
+                .ok_or_else(|| BackupError::BackupNotFound {
+                    id: id.to_owned(),
+                    directory: dir.location(),
+                })?;
+            if entry.status != JobStatus::Succeeded {
+                return Err(BackupError::BackupNotUsable {
+                    id: id.to_owned(),
+                    directory: dir.location(),
+                    status: entry.status.to_string(),
+                });
+            }
+            entry
+        }
+        None => history
+            .newest_successful_backup()
+            .ok_or_else(|| BackupError::NoBackups {
+                directory: dir.location(),
+            })?,
+    };
+    let manifest = dir.read_manifest(entry).await?;
+    Ok((entry.clone(), manifest))
+}
+
+/// Streams the backup of `entry` from the directory and decrypts it into the new file `dest`,
+/// fsynced and checked against the manifest.
+pub(crate) async fn fetch_and_check(
+    dir: &BackupDirectory,
+    entry: &HistoryEntry,
+    manifest: &Manifest,
+    passphrase: &Passphrase,
+    dest: &Path,
+) -> Result<(), BackupError> {
+    let key = dir.object(&entry.folder, &manifest.backup_file)?;
+    let reader = dir.target().get(&key).await?;
+    let file = dir.describe(&key);
+    let (manifest, passphrase, dest, handle) = (
+        manifest.clone(),
+        passphrase.clone(),
+        dest.to_owned(),
+        tokio::runtime::Handle::current(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let raw = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
+        let out = fsutil::create_private_file(&dest).map_err(BackupError::io(&dest))?;
+        let mut out = std::io::BufWriter::with_capacity(1024 * 1024, out);
+        decode_stream(raw, &file, &manifest, &passphrase, &mut out)?;
+        let out = out.into_inner().map_err(|e| BackupError::Io {
+            path: dest.clone(),
+            source: e.into_error(),
+        })?;
+        out.sync_all().map_err(BackupError::io(&dest))?;
+        check_store_copy(&dest, &manifest).map_err(|reason| BackupError::RestoredCopyInvalid {
+            id: manifest.backup_id.clone(),
+            reason,
+        })?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| BackupError::Task(e.to_string()))?
+}
+
+/// Restores a backup from `dir` as the request says.
+pub async fn run_restore(
+    dir: &BackupDirectory,
+    request: &RestoreRequest,
+    passphrase: &Passphrase,
+    log: &JobLog,
+) -> Result<RestoreReport, BackupError> {
+    let _lock = JobLock::acquire(dir.staging(), "restore")?;
+    let started = super::now_rfc3339();
+    let (backup, manifest) = select_backup(dir, request.backup_id.as_deref()).await?;
+    let dest = &request.destination;
+    log.info(format!(
+        "restore ({}) of backup {} from {}/{} to {} started",
+        request.method.as_str(),
+        backup.id,
+        dir.location(),
+        backup.folder,
+        dest.display()
+    ));
+    let mut entry = HistoryEntry {
+        id: crate::random::hex_id::<16>(),
+        kind: JobKind::Restore,
+        requested_by: super::requested_by(),
+        method: request.method.as_str().into(),
+        item: backup.item.clone(),
+        folder: backup.folder.clone(),
+        started,
+        finished: String::new(),
+        status: JobStatus::Failed,
+        warnings: 0,
+        errors: 0,
+        failure_message: None,
+        backup_size: Some(manifest.backup_size),
+        plaintext_size: Some(manifest.plaintext_size),
+        key_generation: Some(manifest.master_key_generation),
+        backup_id: Some(backup.id.clone()),
+        restored_to: Some(dest.display().to_string()),
+    };
+    let result = restore_into(dir, request, passphrase, log, &backup, &manifest).await;
+    entry.finished = super::now_rfc3339();
+    match &result {
+        Ok(opens) => {
+            entry.status = JobStatus::Succeeded;
+            match opens {
+                Some(false) => log.warn(
+                    "the store passphrase supplied does not open the restored Master Key: the store opens with the passphrase in force when the backup was taken",
+                ),
+                Some(true) => log.info("the store passphrase supplied opens the restored Master Key"),
+                None => {}
+            }
+            log.info(format!("restore of backup {} succeeded", backup.id));
+        }
+        Err(err) => {
+            log.error(format!("restore failed: {err}"));
+            entry.failure_message = Some(err.to_string());
+        }
+    }
+    entry.warnings = log.warnings();
+    entry.errors = log.errors();
+    let recorded = record_restore(dir, &backup, entry.clone(), log).await;
+    let opens = result?;
+    recorded?;
+    Ok(RestoreReport {
+        entry,
+        manifest,
+        restored_to: dest.clone(),
+        store_passphrase_opens: opens,
+    })
+}
+
+async fn record_restore(
+    dir: &BackupDirectory,
+    backup: &HistoryEntry,
+    entry: HistoryEntry,
+    log: &JobLog,
+) -> Result<(), BackupError> {
+    let key = dir.object(&backup.folder, RESTORE_LOG_FILE)?;
+    let mut text = dir.read_text(&key).await?.unwrap_or_default();
+    text.push_str(&log.render());
+    target::put_bytes(dir.target(), &key, text.as_bytes(), PutMode::Overwrite).await?;
+    dir.record(entry).await
+}
+
+async fn restore_into(
+    dir: &BackupDirectory,
+    request: &RestoreRequest,
+    passphrase: &Passphrase,
+    log: &JobLog,
+    backup: &HistoryEntry,
+    manifest: &Manifest,
+) -> Result<Option<bool>, BackupError> {
+    let dest = &request.destination;
+    if request.method == RestoreMethod::New && dest.exists() && !request.force {
+        return Err(BackupError::DestinationExists { path: dest.clone() });
+    }
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fsutil::create_private_dir_all(parent).map_err(BackupError::io(parent))?;
+    let temp = fsutil::temp_sibling(dest, "restore");
+    let result = async {
+        fetch_and_check(dir, backup, manifest, passphrase, &temp).await?;
+        log.info(format!("decrypted and verified into {}", temp.display()));
+        let opens = match &request.store_passphrase {
+            Some(p) => Some(
+                SecureStore::open_read_only(&temp)?
+                    .check_passphrase(p)
+                    .is_ok(),
+            ),
+            None => None,
+        };
+        if request.method == RestoreMethod::Overwrite {
+            SecureStore::settle_before_replace(dest);
+        }
+        std::fs::rename(&temp, dest).map_err(BackupError::io(dest))?;
+        SecureStore::remove_stale_journal(dest);
+        fsutil::sync_dir(parent).map_err(BackupError::io(parent))?;
+        Ok(opens)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}

@@ -1,0 +1,30 @@
+//! Verify: decrypt and check a backup completely without restoring it.
+
+use super::restore::{fetch_and_check, select_backup};
+use super::{BackupDirectory, BackupError, HistoryEntry, Manifest};
+use crate::secret::Passphrase;
+
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    pub entry: HistoryEntry,
+    pub manifest: Manifest,
+}
+
+/// Decrypts the backup (the newest successful one when `backup_id` is `None`) into a private
+/// work file in the staging folder, checks it against its manifest and SQLite's integrity
+/// check, and removes the work file.
+pub async fn run_verify(
+    dir: &BackupDirectory,
+    backup_id: Option<&str>,
+    passphrase: &Passphrase,
+) -> Result<VerifyReport, BackupError> {
+    let (entry, manifest) = select_backup(dir, backup_id).await?;
+    crate::fsutil::create_private_dir_all(dir.staging()).map_err(BackupError::io(dir.staging()))?;
+    let work = dir
+        .staging()
+        .join(format!("verify-{}.db", crate::random::hex_id::<6>()));
+    let result = fetch_and_check(dir, &entry, &manifest, passphrase, &work).await;
+    let _ = std::fs::remove_file(&work);
+    result?;
+    Ok(VerifyReport { entry, manifest })
+}

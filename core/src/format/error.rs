@@ -1,0 +1,73 @@
+//! What can go wrong reading or writing a backup stream; each case has its own variant so the
+//! caller can tell the user exactly what happened.
+
+use crate::kdf::KdfError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("not an sstore backup (the file does not start with the sstore magic bytes)")]
+    NotSstoreBackup,
+    #[error(
+        "unsupported backup format version {found} (this sstore reads version {supported}); use a newer sstore to read it"
+    )]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("invalid backup header: {0}")]
+    InvalidHeader(String),
+    #[error("backup header: {0}")]
+    Kdf(#[from] KdfError),
+    #[error(
+        "the passphrase does not open this backup (wrong passphrase, or the backup header was altered)"
+    )]
+    WrongPassphrase,
+    #[error(
+        "chunk {index} at byte offset {offset} failed authentication: the backup is corrupted (or was cut short inside its last chunk)"
+    )]
+    CorruptedChunk { index: u64, offset: u64 },
+    #[error("the backup is truncated: it ends at byte offset {offset} without its final chunk")]
+    Truncated { offset: u64 },
+    #[error("unexpected data after the end of the backup at byte offset {offset}")]
+    TrailingData { offset: u64 },
+    #[error("decompressing the payload failed: {0}")]
+    Decompress(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl FormatError {
+    /// Wraps this error in an `io::Error` so it can travel through `Read`/`Write` adapters.
+    pub(crate) fn into_io(self) -> std::io::Error {
+        match self {
+            FormatError::Io(e) => e,
+            other => std::io::Error::other(other),
+        }
+    }
+
+    /// Recovers a typed error that travelled through an `io::Error`.
+    pub fn from_io(err: std::io::Error) -> Self {
+        if err.get_ref().is_some_and(|inner| inner.is::<FormatError>()) {
+            if let Some(inner) = err.into_inner() {
+                if let Ok(format) = inner.downcast::<FormatError>() {
+                    return *format;
+                }
+                // Unreachable: checked above.
+                return FormatError::InvalidHeader("unexpected error type".into());
+            }
+            return FormatError::InvalidHeader("unexpected error type".into());
+        }
+        FormatError::Io(err)
+    }
+
+    /// The stream itself is damaged (as opposed to a wrong passphrase or an I/O failure).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            FormatError::NotSstoreBackup
+                | FormatError::InvalidHeader(_)
+                | FormatError::Kdf(_)
+                | FormatError::CorruptedChunk { .. }
+                | FormatError::Truncated { .. }
+                | FormatError::TrailingData { .. }
+                | FormatError::Decompress(_)
+        )
+    }
+}

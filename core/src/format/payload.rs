@@ -1,0 +1,111 @@
+//! The payload layer: optional zstd compression inside the encrypted stream.
+
+use std::io::{self, BufReader, Read, Write};
+
+use super::header::Compression;
+use super::{FormatError, Header, StreamOptions, StreamReader, StreamWriter};
+use crate::secret::Passphrase;
+
+/// zstd level used for store payloads: fast, and credential stores compress well.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Writes plaintext into an encrypted stream, compressing it first when the options ask for it.
+pub enum PayloadWriter<W: Write> {
+    Plain(StreamWriter<W>),
+    Zstd(zstd::stream::write::Encoder<'static, StreamWriter<W>>),
+}
+
+impl<W: Write> PayloadWriter<W> {
+    pub fn new(
+        inner: W,
+        passphrase: &Passphrase,
+        options: &StreamOptions,
+    ) -> Result<Self, FormatError> {
+        let stream = StreamWriter::new(inner, passphrase, options)?;
+        Ok(match options.compression {
+            Compression::None => Self::Plain(stream),
+            Compression::Zstd => Self::Zstd(zstd::stream::write::Encoder::new(stream, ZSTD_LEVEL)?),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::Plain(w) => w.header(),
+            Self::Zstd(w) => w.get_ref().header(),
+        }
+    }
+
+    /// Ends the compressed frame and seals the final chunk; returns the inner writer.
+    pub fn finish(self) -> Result<W, FormatError> {
+        match self {
+            Self::Plain(w) => w.finish(),
+            Self::Zstd(w) => w.finish().map_err(FormatError::from_io)?.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for PayloadWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+/// Reads plaintext out of an encrypted stream, decompressing it when the header says so.
+pub enum PayloadReader<R: Read> {
+    Plain(StreamReader<R>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<StreamReader<R>>>>),
+}
+
+impl<R: Read> PayloadReader<R> {
+    pub fn open(inner: R, passphrase: &Passphrase) -> Result<Self, FormatError> {
+        let stream = StreamReader::open(inner, passphrase)?;
+        Ok(match stream.header().compression {
+            Compression::None => Self::Plain(stream),
+            Compression::Zstd => Self::Zstd(Box::new(zstd::stream::read::Decoder::new(stream)?)),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::Plain(r) => r.header(),
+            Self::Zstd(r) => r.get_ref().get_ref().header(),
+        }
+    }
+
+    /// Copies the whole payload to `out`; errors come back typed (corruption, truncation ...).
+    pub fn copy_to(&mut self, out: &mut impl Write) -> Result<u64, FormatError> {
+        let copied = io::copy(self, out).map_err(FormatError::from_io)?;
+        Ok(copied)
+    }
+}
+
+impl<R: Read> Read for PayloadReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(r) => r.read(buf),
+            Self::Zstd(r) => match r.read(buf) {
+                Ok(n) => Ok(n),
+                // Errors from the stream below pass through typed; anything else comes from
+                // zstd itself, which only sees authenticated bytes.
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<FormatError>()) => Err(e),
+                Err(e)
+                    if e.kind() == io::ErrorKind::Other
+                        || e.kind() == io::ErrorKind::InvalidData =>
+                {
+                    Err(FormatError::Decompress(e.to_string()).into_io())
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! sstore-core: the engine behind the `sstore` command.
+//!
+//! - [`store`]: the Secure Store (target applications, credential sets, the Master Key).
+//! - [`format`]: the encrypted, authenticated backup stream (docs/FORMAT.md).
+//! - [`target`]: the storage target contract every backup destination implements.
+//! - [`backup`]: backup, restore, verify and history over a backup directory.
+
+pub mod backup;
+mod crypto;
+pub mod error;
+pub mod format;
+pub mod fsutil;
+pub mod kdf;
+mod random;
+pub mod secret;
+pub mod store;
+pub mod target;
+
+pub use error::{Error, ErrorCategory};
+pub use kdf::KdfParams;
+pub use secret::{Passphrase, SecretKey};

@@ -1,0 +1,394 @@
+//! sstore target: a folder on local disk (or any mounted filesystem).
+//!
+//! Objects are files under the root; keys map to relative paths and can never leave it. A put
+//! writes a hidden temporary file, fsyncs it, then publishes it with a hard link (create-only)
+//! or a rename (overwrite) and fsyncs the folder, so an object is visible only when complete.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use sstore_core::fsutil;
+use sstore_core::target::{
+    ObjectKey, ObjectMeta, ObjectReader, PutMode, Target, TargetError, TargetErrorKind,
+};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+/// Marks temporary files so listings skip them.
+const TEMP_SUFFIX: &str = ".sstore-part";
+
+#[derive(Debug, Clone)]
+pub struct LocalTarget {
+    root: PathBuf,
+    location: String,
+}
+
+impl LocalTarget {
+    /// A target rooted at `root` (created owner-only on first write if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let location = format!("local:{}", root.display());
+        Self { root, location }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        key.segments()
+            .fold(self.root.clone(), |path, segment| path.join(segment))
+    }
+
+    fn err(&self, key: Option<&ObjectKey>, e: io::Error) -> TargetError {
+        TargetError::from_io(&self.location, key, e)
+    }
+
+    async fn prepare_parent(&self, key: &ObjectKey, path: &Path) -> Result<PathBuf, TargetError> {
+        let parent = path.parent().unwrap_or(&self.root).to_owned();
+        let dir = parent.clone();
+        tokio::task::spawn_blocking(move || fsutil::create_private_dir_all(&dir))
+            .await
+            .map_err(|e| {
+                TargetError::new(
+                    TargetErrorKind::Io,
+                    &self.location,
+                    Some(key),
+                    e.to_string(),
+                )
+            })?
+            .map_err(|e| {
+                self.err(Some(key), e)
+                    .context(format!("creating folder {}", parent.display()))
+            })?;
+        Ok(parent)
+    }
+
+    /// Makes `temp` visible as `path`, then fsyncs the folder.
+    async fn publish(
+        &self,
+        key: &ObjectKey,
+        temp: &Path,
+        path: &Path,
+        parent: &Path,
+        mode: PutMode,
+    ) -> Result<(), TargetError> {
+        let (temp, path, parent) = (temp.to_owned(), path.to_owned(), parent.to_owned());
+        let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            match mode {
+                PutMode::Overwrite => std::fs::rename(&temp, &path)?,
+                // A hard link never replaces an existing file: create-only, atomically.
+                PutMode::Create => match std::fs::hard_link(&temp, &path) {
+                    Ok(()) => std::fs::remove_file(&temp)?,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+                    // Filesystems without hard links: check, then rename (the job lock keeps
+                    // other sstore writers out).
+                    Err(_) => {
+                        if path.exists() {
+                            return Err(io::Error::new(
+                                io::ErrorKind::AlreadyExists,
+                                "already exists",
+                            ));
+                        }
+                        std::fs::rename(&temp, &path)?;
+                    }
+                },
+            }
+            fsutil::sync_dir(&parent)
+        })
+        .await
+        .map_err(|e| {
+            TargetError::new(
+                TargetErrorKind::Io,
+                &self.location,
+                Some(key),
+                e.to_string(),
+            )
+        })?;
+        result.map_err(|e| self.err(Some(key), e))
+    }
+
+    fn temp_path(path: &Path) -> PathBuf {
+        let mut name = fsutil::temp_sibling(path, "put").into_os_string();
+        name.push(TEMP_SUFFIX);
+        PathBuf::from(name)
+    }
+}
+
+fn meta(key: ObjectKey, m: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: m.len(),
+        modified: m.modified().ok(),
+    }
+}
+
+#[async_trait]
+impl Target for LocalTarget {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        mode: PutMode,
+    ) -> Result<ObjectMeta, TargetError> {
+        let path = self.path_of(key);
+        let parent = self.prepare_parent(key, &path).await?;
+        let temp = Self::temp_path(&path);
+        let written = async {
+            let file = fsutil::private_new_file_options()
+                .open(&temp)
+                .map_err(|e| self.err(Some(key), e))?;
+            let mut file = tokio::fs::File::from_std(file);
+            let size = tokio::io::copy(body, &mut file)
+                .await
+                .map_err(|e| self.err(Some(key), e))?;
+            file.flush().await.map_err(|e| self.err(Some(key), e))?;
+            file.sync_all().await.map_err(|e| self.err(Some(key), e))?;
+            drop(file);
+            self.publish(key, &temp, &path, &parent, mode).await?;
+            Ok::<u64, TargetError>(size)
+        }
+        .await;
+        match written {
+            Ok(size) => Ok(ObjectMeta {
+                key: key.clone(),
+                size,
+                modified: Some(SystemTime::now()),
+            }),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A staged file on the same filesystem is linked into place instead of copied.
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        source: &Path,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, TargetError> {
+        let path = self.path_of(key);
+        let parent = self.prepare_parent(key, &path).await?;
+        if mode == PutMode::Create {
+            let temp = Self::temp_path(&path);
+            if std::fs::hard_link(source, &temp).is_ok() {
+                match self.publish(key, &temp, &path, &parent, mode).await {
+                    Ok(()) => return self.stat(key).await,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut file = tokio::fs::File::open(source).await.map_err(|e| {
+            self.err(Some(key), e)
+                .context(format!("reading {}", source.display()))
+        })?;
+        self.put(key, &mut file, mode).await
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
+        let file = tokio::fs::File::open(self.path_of(key))
+            .await
+            .map_err(|e| self.err(Some(key), e))?;
+        Ok(Box::new(tokio::io::BufReader::with_capacity(
+            1024 * 1024,
+            file,
+        )))
+    }
+
+    async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
+        let m = tokio::fs::metadata(self.path_of(key))
+            .await
+            .map_err(|e| self.err(Some(key), e))?;
+        if !m.is_file() {
+            return Err(TargetError::new(
+                TargetErrorKind::NotFound,
+                &self.location,
+                Some(key),
+                "not a file",
+            ));
+        }
+        Ok(meta(key.clone(), &m))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, TargetError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        let location = self.location.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            if root.is_dir() {
+                walk(&root, "", &prefix, &mut out)
+                    .map_err(|e| TargetError::from_io(&location, None, e))?;
+            }
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+        .map_err(|e| TargetError::new(TargetErrorKind::Io, &self.location, None, e.to_string()))?
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
+        tokio::fs::remove_file(self.path_of(key))
+            .await
+            .map_err(|e| self.err(Some(key), e))
+    }
+}
+
+/// Collects files under `dir` whose key starts with `prefix`, skipping hidden work files and
+/// folders that cannot match.
+fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || name.ends_with(TEMP_SUFFIX) {
+            continue;
+        }
+        let key = if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            let as_folder = format!("{key}/");
+            if as_folder.starts_with(prefix) || prefix.starts_with(&as_folder) {
+                walk(&entry.path(), &key, prefix, out)?;
+            }
+        } else if file_type.is_file() && key.starts_with(prefix) {
+            if let Ok(object_key) = ObjectKey::new(key) {
+                out.push(meta(object_key, &entry.metadata()?));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sstore_core::target::{get_bytes, put_bytes};
+
+    fn key(s: &str) -> ObjectKey {
+        ObjectKey::new(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalTarget::new(dir.path().join("root"));
+        put_bytes(&t, &key("a/b/one"), b"1", PutMode::Create)
+            .await
+            .unwrap();
+        put_bytes(&t, &key("a/two"), b"22", PutMode::Create)
+            .await
+            .unwrap();
+        put_bytes(&t, &key("c"), b"333", PutMode::Create)
+            .await
+            .unwrap();
+        assert_eq!(get_bytes(&t, &key("a/two"), 10).await.unwrap(), b"22");
+        let listed: Vec<String> = t
+            .list("a/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key.to_string())
+            .collect();
+        assert_eq!(listed, ["a/b/one", "a/two"]);
+        assert_eq!(t.stat(&key("c")).await.unwrap().size, 3);
+        t.delete(&key("c")).await.unwrap();
+        assert!(t.stat(&key("c")).await.unwrap_err().is_not_found());
+        assert!(
+            t.get(&key("missing"))
+                .await
+                .err()
+                .is_some_and(|e| e.is_not_found())
+        );
+    }
+
+    #[tokio::test]
+    async fn create_never_overwrites_and_overwrite_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalTarget::new(dir.path());
+        put_bytes(&t, &key("x"), b"first", PutMode::Create)
+            .await
+            .unwrap();
+        let err = put_bytes(&t, &key("x"), b"second", PutMode::Create)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, TargetErrorKind::AlreadyExists);
+        assert_eq!(get_bytes(&t, &key("x"), 10).await.unwrap(), b"first");
+        put_bytes(&t, &key("x"), b"third", PutMode::Overwrite)
+            .await
+            .unwrap();
+        assert_eq!(get_bytes(&t, &key("x"), 10).await.unwrap(), b"third");
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// A body that fails half-way: nothing may appear under the key.
+    struct FailingBody(usize);
+
+    impl AsyncRead for FailingBody {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            if self.0 == 0 {
+                return std::task::Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "source went away",
+                )));
+            }
+            self.0 -= 1;
+            buf.put_slice(&[7; 1024]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aborted_put_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalTarget::new(dir.path());
+        let err = t
+            .put(&key("f/obj"), &mut FailingBody(100), PutMode::Create)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, TargetErrorKind::Network);
+        assert!(t.stat(&key("f/obj")).await.unwrap_err().is_not_found());
+        assert_eq!(std::fs::read_dir(dir.path().join("f")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn put_file_links_a_staged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"staged bytes").unwrap();
+        let t = LocalTarget::new(dir.path().join("root"));
+        let m = t
+            .put_file(&key("s/obj"), &staged, PutMode::Create)
+            .await
+            .unwrap();
+        assert_eq!(m.size, 12);
+        assert_eq!(
+            std::fs::read(dir.path().join("root/s/obj")).unwrap(),
+            b"staged bytes"
+        );
+        let err = t
+            .put_file(&key("s/obj"), &staged, PutMode::Create)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, TargetErrorKind::AlreadyExists);
+    }
+}
