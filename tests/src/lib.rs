@@ -1,1 +1,112 @@
+//! Shared set-up for sstore's cross-crate tests: real stores on disk, real backup folders.
 
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sstore_core::backup::{BackupDirectory, BackupOptions};
+use sstore_core::format::{Compression, MIN_CHUNK_SIZE};
+use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
+use sstore_core::{KdfParams, Passphrase};
+use sstore_target_local::LocalTarget;
+
+pub fn passphrase() -> Passphrase {
+    Passphrase::new("Test-Passphrase-42")
+}
+
+/// The value stored for `field` of `principal` in `app` by [`populate`]: unique per cell.
+pub fn expected_value(app: &str, principal: &str, field: &str) -> String {
+    format!(
+        "{field}|{principal}|{app}|{}",
+        app.len() * 7919 + principal.len()
+    )
+}
+
+/// Creates a store at `path` with `apps` applications; individual ones get `per_app`
+/// principals, every tenth application is a group application with one set. Returns the
+/// number of credential sets written.
+pub fn populate(path: &Path, apps: usize, per_app: usize) -> u64 {
+    let mut store = SecureStore::create(path, &passphrase(), KdfParams::MINIMUM).unwrap();
+    let definitions: Vec<TargetApp> = (0..apps)
+        .map(|i| {
+            let app_type = if i % 10 == 9 {
+                AppType::Group
+            } else {
+                AppType::Individual
+            };
+            let mut app = TargetApp::new(format!("app-{i:05}"), app_type);
+            if i % 3 == 0 {
+                app.fields = vec![
+                    FieldDef::new("User", FieldType::UserName, false),
+                    FieldDef::new("Password", FieldType::Password, true),
+                    FieldDef::new("Pin", FieldType::Pin, true),
+                ];
+            }
+            app
+        })
+        .collect();
+    store.create_apps(&definitions).unwrap();
+    let mut store = store.unlock(&passphrase()).unwrap();
+    let mut sets = Vec::new();
+    for app in &definitions {
+        let principals = if app.app_type.is_group() { 1 } else { per_app };
+        for p in 0..principals {
+            let principal = if app.app_type.is_group() {
+                format!("CONTOSO\\group-{}", app.name)
+            } else {
+                format!("CONTOSO\\user{p:03}")
+            };
+            let mut set = CredentialSet::new(&app.name, &principal);
+            for field in &app.fields {
+                set = set.with(
+                    &field.name,
+                    expected_value(&app.name, &principal, &field.name),
+                );
+            }
+            sets.push(set);
+        }
+    }
+    store.set_many(&sets).unwrap();
+    sets.len() as u64
+}
+
+/// Checks every credential value of a store populated by [`populate`].
+pub fn assert_all_values(path: &Path) -> u64 {
+    let store = SecureStore::open(path)
+        .unwrap()
+        .unlock(&passphrase())
+        .unwrap();
+    let mut checked = 0;
+    for app in store.apps().unwrap() {
+        for principal in store.principals(&app.name).unwrap() {
+            let set = store.credentials(&app.name, &principal).unwrap();
+            assert_eq!(set.values.len(), app.fields.len());
+            for (field, value) in &set.values {
+                assert_eq!(
+                    value.as_str(),
+                    expected_value(&app.name, &principal, field),
+                    "{}/{principal}/{field}",
+                    app.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// A backup directory in a local folder, staging inside it (as the CLI does).
+pub fn local_directory(dir: &Path) -> BackupDirectory {
+    BackupDirectory::new(Arc::new(LocalTarget::new(dir)), dir.join(".sstore-staging"))
+}
+
+/// Options that make a small store span many chunks, with the cheapest allowed KDF.
+pub fn many_chunk_options() -> BackupOptions {
+    BackupOptions {
+        item: None,
+        kdf: KdfParams::MINIMUM,
+        compression: Compression::None,
+        chunk_size: MIN_CHUNK_SIZE,
+    }
+}

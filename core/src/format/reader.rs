@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use zeroize::Zeroize;
 
 use super::header::{Header, StreamKeys, chunk_nonce};
-use super::{FormatError, HEADER_LEN};
+use super::{FormatError, HEADER_LEN, MAGIC};
 use crate::crypto::TAG_LEN;
 use crate::secret::Passphrase;
 
@@ -32,9 +32,14 @@ impl<R: Read> StreamReader<R> {
     /// Reads the header and unwraps the data key with `passphrase`.
     pub fn open(mut inner: R, passphrase: &Passphrase) -> Result<Self, FormatError> {
         let mut bytes = [0u8; HEADER_LEN];
-        let got = read_full(&mut inner, &mut bytes)?;
+        let (got, result) = read_up_to(&mut inner, &mut bytes);
+        // A file that does not start like a backup is "not a backup", whatever else happened.
+        let seen = got.min(MAGIC.len());
+        if bytes[..seen] != MAGIC[..seen] {
+            return Err(FormatError::NotSstoreBackup);
+        }
+        result.map_err(FormatError::from_io)?;
         if got < HEADER_LEN {
-            // Say "not a backup" for short files that don't even start like one.
             Header::decode(&bytes[..got])?;
             return Err(FormatError::Truncated { offset: got as u64 });
         }
@@ -170,14 +175,20 @@ impl<R: Read> Drop for StreamReader<R> {
 
 /// Reads until `buf` is full or the input ends; returns the number of bytes read.
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let (filled, result) = read_up_to(reader, buf);
+    result.map(|()| filled)
+}
+
+/// Like [`read_full`], but also reports how much was read before an error.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> (usize, io::Result<()>) {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (filled, Err(e)),
         }
     }
-    Ok(filled)
+    (filled, Ok(()))
 }

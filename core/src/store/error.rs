@@ -66,6 +66,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(source: rusqlite::Error) -> Self {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            return StoreError::NotAStore {
+                path: None,
+                reason: "it is not an SQLite database".into(),
+            };
+        }
         StoreError::Sqlite { path: None, source }
     }
 }

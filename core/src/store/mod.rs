@@ -377,3 +377,6 @@ impl SecureStore {
         let _ = std::fs::remove_file(PathBuf::from(journal));
     }
 }
+
+#[cfg(test)]
+mod tests;

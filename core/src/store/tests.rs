@@ -1,0 +1,235 @@
+//! The store's promises, on real SQLite files.
+
+use super::*;
+
+fn pass() -> Passphrase {
+    Passphrase::new("Store-Pass-123")
+}
+
+fn new_store(dir: &tempfile::TempDir) -> UnlockedStore {
+    let path = dir.path().join("s.db");
+    let mut store = SecureStore::create(&path, &pass(), KdfParams::MINIMUM).unwrap();
+    store
+        .create_app(&TargetApp::new("crm", AppType::Individual))
+        .unwrap();
+    store
+        .create_app(&TargetApp::new("payroll", AppType::Group))
+        .unwrap();
+    let mut store = store.unlock(&pass()).unwrap();
+    for user in ["alice", "bob"] {
+        store
+            .set_credentials(
+                &CredentialSet::new("crm", user)
+                    .with("Windows User Name", user)
+                    .with("Windows Password", format!("pw-{user}")),
+            )
+            .unwrap();
+    }
+    store
+}
+
+#[test]
+fn values_round_trip_and_wrong_passphrase_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    assert_eq!(
+        store
+            .credentials("crm", "bob")
+            .unwrap()
+            .value("Windows Password"),
+        Some("pw-bob")
+    );
+    let path = store.path().to_owned();
+    drop(store);
+    let err = SecureStore::open(&path)
+        .unwrap()
+        .unlock(&Passphrase::new("Wrong-Pass-123"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::WrongPassphrase));
+}
+
+#[test]
+fn a_value_moved_to_another_row_no_longer_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    // Copy bob's encrypted password over alice's, as someone editing the file could.
+    store
+        .conn
+        .execute(
+            "UPDATE credentials SET nonce = (SELECT nonce FROM credentials WHERE principal = 'bob' AND field = 'Windows Password'),
+                                    value = (SELECT value FROM credentials WHERE principal = 'bob' AND field = 'Windows Password')
+             WHERE principal = 'alice' AND field = 'Windows Password'",
+            [],
+        )
+        .unwrap();
+    let err = store.credentials("crm", "alice").unwrap_err();
+    assert!(
+        matches!(err, StoreError::Tampered { ref principal, .. } if principal == "alice"),
+        "{err}"
+    );
+    assert!(store.credentials("crm", "bob").is_ok());
+}
+
+#[test]
+fn changing_the_master_key_reencrypts_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let before: Vec<Vec<u8>> = store
+        .conn
+        .prepare("SELECT value FROM credentials ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let old_info = store.master_key_info().unwrap();
+    let new_pass = Passphrase::new("Brand-New-Pass-9");
+    let info = store
+        .change_master_key(&new_pass, KdfParams::MINIMUM)
+        .unwrap();
+    assert_eq!(info.generation, old_info.generation + 1);
+    assert_ne!(info.key_id, old_info.key_id);
+    let after: Vec<Vec<u8>> = store
+        .conn
+        .prepare("SELECT value FROM credentials ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(before.len(), after.len());
+    assert!(
+        before.iter().zip(&after).all(|(a, b)| a != b),
+        "every value must be re-encrypted"
+    );
+    let path = store.path().to_owned();
+    drop(store);
+    let reopened = SecureStore::open(&path).unwrap();
+    assert!(matches!(
+        reopened.check_passphrase(&pass()),
+        Err(StoreError::WrongPassphrase)
+    ));
+    let store = reopened.unlock(&new_pass).unwrap();
+    assert_eq!(
+        store
+            .credentials("crm", "alice")
+            .unwrap()
+            .value("Windows Password"),
+        Some("pw-alice")
+    );
+    // The policy applies to the new passphrase.
+    let mut store = store;
+    assert!(matches!(
+        store.change_master_key(&Passphrase::new("short"), KdfParams::MINIMUM),
+        Err(StoreError::Policy(_))
+    ));
+}
+
+#[test]
+fn sets_must_be_complete_and_group_apps_have_one_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let err = store
+        .set_credentials(&CredentialSet::new("crm", "carol").with("Windows User Name", "carol"))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::MissingFields { ref fields, .. } if fields == &["Windows Password"]),
+        "{err}"
+    );
+    let err = store
+        .set_credentials(&CredentialSet::new("crm", "carol").with("Nope", "x"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownField { .. }), "{err}");
+    let group = |g: &str| {
+        CredentialSet::new("payroll", g)
+            .with("Windows User Name", "svc")
+            .with("Windows Password", "pw")
+    };
+    store.set_credentials(&group("CONTOSO\\Payroll")).unwrap();
+    store.set_credentials(&group("CONTOSO\\Payroll")).unwrap();
+    let err = store.set_credentials(&group("CONTOSO\\Other")).unwrap_err();
+    assert!(
+        matches!(err, StoreError::GroupAlreadyMapped { .. }),
+        "{err}"
+    );
+    store
+        .clear_credentials("payroll", "CONTOSO\\Payroll")
+        .unwrap();
+    store.set_credentials(&group("CONTOSO\\Other")).unwrap();
+}
+
+#[test]
+fn apps_are_validated_and_removal_cascades() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    assert!(matches!(
+        store.create_app(&TargetApp::new("crm", AppType::Individual)),
+        Err(StoreError::AppExists { .. })
+    ));
+    let mut bad = TargetApp::new("dup", AppType::Individual);
+    bad.fields.push(bad.fields[0].clone());
+    assert!(matches!(
+        store.create_app(&bad),
+        Err(StoreError::InvalidApp { .. })
+    ));
+    assert!(matches!(
+        store.create_app(&TargetApp::new("a\nb", AppType::Group)),
+        Err(StoreError::InvalidApp { .. })
+    ));
+    store.remove_app("crm").unwrap();
+    assert!(matches!(
+        store.credentials("crm", "alice"),
+        Err(StoreError::AppNotFound { .. })
+    ));
+    assert_eq!(store.summary().unwrap().credential_sets, 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    let mode = std::fs::metadata(store.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn snapshots_are_consistent_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    let copy = dir.path().join("copy.db");
+    let summary = store.snapshot_to(&copy).unwrap();
+    assert_eq!(summary, store.summary().unwrap());
+    assert_eq!(summary.credential_sets, 2);
+    let copy = SecureStore::open(&copy).unwrap().unlock(&pass()).unwrap();
+    assert_eq!(
+        copy.credentials("crm", "alice")
+            .unwrap()
+            .value("Windows User Name"),
+        Some("alice")
+    );
+}
+
+#[test]
+fn non_store_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    std::fs::write(
+        &path,
+        b"this is not sqlite at all, just text that is long enough",
+    )
+    .unwrap();
+    assert!(matches!(
+        SecureStore::open(&path),
+        Err(StoreError::NotAStore { .. })
+    ));
+    assert!(matches!(
+        SecureStore::open(&dir.path().join("missing.db")),
+        Err(StoreError::NotFound { .. })
+    ));
+}

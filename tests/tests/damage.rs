@@ -1,0 +1,241 @@
+//! Damaged backups are refused with their own clear error, and the live store is never touched.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use sstore_core::backup::{
+    BACKUP_FILE, BackupError, JobLog, MANIFEST_FILE, RestoreMethod, RestoreRequest, run_backup,
+    run_restore, run_verify,
+};
+use sstore_core::format::{FormatError, HEADER_LEN, MIN_CHUNK_SIZE};
+use sstore_core::{ErrorCategory, Passphrase};
+use sstore_tests::*;
+
+const SEALED_CHUNK: usize = MIN_CHUNK_SIZE as usize + 16;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    dir: sstore_core::backup::BackupDirectory,
+    backup_file: PathBuf,
+    original: Vec<u8>,
+    other: Vec<u8>,
+}
+
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store.db");
+    populate(&store, 30, 4);
+    let root = tmp.path().join("backups");
+    let dir = local_directory(&root);
+    let first = run_backup(
+        &store,
+        &dir,
+        &passphrase(),
+        &many_chunk_options(),
+        &JobLog::new(),
+    )
+    .await
+    .unwrap();
+    let second = run_backup(
+        &store,
+        &dir,
+        &passphrase(),
+        &many_chunk_options(),
+        &JobLog::new(),
+    )
+    .await
+    .unwrap();
+    let backup_file = root.join(&first.entry.folder).join(BACKUP_FILE);
+    let original = std::fs::read(&backup_file).unwrap();
+    assert!(
+        original.len() > HEADER_LEN + 8 * SEALED_CHUNK,
+        "the backup must span many chunks"
+    );
+    let other = std::fs::read(root.join(&second.entry.folder).join(BACKUP_FILE)).unwrap();
+    Fixture {
+        _tmp: tmp,
+        store,
+        dir,
+        backup_file,
+        original,
+        other,
+    }
+}
+
+impl Fixture {
+    /// Restores the first backup over the live store and returns the error, checking that the
+    /// live store's bytes did not change.
+    async fn restore_err(&self, id: &str, passphrase: &Passphrase) -> BackupError {
+        let before = std::fs::read(&self.store).unwrap();
+        let request = RestoreRequest {
+            backup_id: Some(id.to_owned()),
+            method: RestoreMethod::Overwrite,
+            destination: self.store.clone(),
+            force: true,
+            store_passphrase: None,
+        };
+        let err = run_restore(&self.dir, &request, passphrase, &JobLog::new())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            std::fs::read(&self.store).unwrap(),
+            before,
+            "the live store changed after: {err}"
+        );
+        assert_no_temp_files(self.store.parent().unwrap());
+        err
+    }
+
+    async fn first_id(&self) -> String {
+        self.dir.load_history().await.unwrap().entries[0].id.clone()
+    }
+
+    async fn damaged(&self, bytes: &[u8]) -> FormatError {
+        std::fs::write(&self.backup_file, bytes).unwrap();
+        let id = self.first_id().await;
+        let err = self.restore_err(&id, &passphrase()).await;
+        // verify reports the same thing
+        let verify = run_verify(&self.dir, Some(&id), &passphrase())
+            .await
+            .unwrap_err();
+        assert_eq!(verify.to_string(), err.to_string());
+        std::fs::write(&self.backup_file, &self.original).unwrap();
+        match err {
+            BackupError::Stream { file, source } => {
+                assert!(
+                    file.ends_with(&format!("{BACKUP_FILE}")),
+                    "error names {file}"
+                );
+                source
+            }
+            other => panic!("expected a stream error, got {other}"),
+        }
+    }
+}
+
+fn assert_no_temp_files(dir: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn chunk_at(i: usize) -> usize {
+    HEADER_LEN + i * SEALED_CHUNK
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_damage_has_its_own_error() {
+    let f = fixture().await;
+    let o = &f.original;
+
+    // A flipped bit in the header (the KDF salt): the key no longer unwraps.
+    let mut bytes = o.clone();
+    bytes[30] ^= 0x04;
+    assert!(matches!(
+        f.damaged(&bytes).await,
+        FormatError::WrongPassphrase
+    ));
+
+    // A flipped bit in chunk 3.
+    let mut bytes = o.clone();
+    bytes[chunk_at(3) + 77] ^= 0x80;
+    let err = f.damaged(&bytes).await;
+    assert!(
+        matches!(err, FormatError::CorruptedChunk { index: 3, offset } if offset == chunk_at(3) as u64),
+        "{err}"
+    );
+
+    // Truncated at a chunk boundary, and inside a chunk.
+    let err = f.damaged(&o[..chunk_at(5)]).await;
+    assert!(
+        matches!(err, FormatError::Truncated { offset } if offset == chunk_at(5) as u64),
+        "{err}"
+    );
+    let err = f.damaged(&o[..chunk_at(5) + 1000]).await;
+    assert!(
+        matches!(err, FormatError::Truncated { offset } if offset == (chunk_at(5) + 1000) as u64),
+        "{err}"
+    );
+
+    // Two chunks swapped.
+    let mut bytes = o.clone();
+    let (a, b) = (chunk_at(2), chunk_at(4));
+    let first = bytes[a..a + SEALED_CHUNK].to_vec();
+    bytes.copy_within(b..b + SEALED_CHUNK, a);
+    bytes[b..b + SEALED_CHUNK].copy_from_slice(&first);
+    assert!(matches!(
+        f.damaged(&bytes).await,
+        FormatError::CorruptedChunk { index: 2, .. }
+    ));
+
+    // Bytes appended.
+    let mut bytes = o.clone();
+    bytes.extend_from_slice(b"appended");
+    let err = f.damaged(&bytes).await;
+    assert!(
+        matches!(err, FormatError::TrailingData { offset } if offset == o.len() as u64),
+        "{err}"
+    );
+
+    // A chunk from another backup made with the same passphrase.
+    let mut bytes = o.clone();
+    bytes[chunk_at(1)..chunk_at(2)].copy_from_slice(&f.other[chunk_at(1)..chunk_at(2)]);
+    assert!(matches!(
+        f.damaged(&bytes).await,
+        FormatError::CorruptedChunk { index: 1, .. }
+    ));
+
+    // Not a backup at all.
+    assert!(matches!(
+        f.damaged(b"SQLite format 3\0").await,
+        FormatError::NotSstoreBackup
+    ));
+
+    // And the untouched backup still restores.
+    let id = f.first_id().await;
+    let request = RestoreRequest {
+        backup_id: Some(id),
+        method: RestoreMethod::New,
+        destination: f.store.with_file_name("copy.db"),
+        force: false,
+        store_passphrase: None,
+    };
+    run_restore(&f.dir, &request, &passphrase(), &JobLog::new())
+        .await
+        .unwrap();
+    assert_all_values(&f.store.with_file_name("copy.db"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passphrase_changes_nothing() {
+    let f = fixture().await;
+    let id = f.first_id().await;
+    let err = f
+        .restore_err(&id, &Passphrase::new("Not-The-Passphrase-1"))
+        .await;
+    assert_eq!(err.category(), ErrorCategory::WrongPassphrase);
+    let text = err.to_string();
+    assert!(
+        text.contains("passphrase does not open this backup") && text.contains(BACKUP_FILE),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_that_does_not_match_is_refused() {
+    let f = fixture().await;
+    let id = f.first_id().await;
+    let manifest_path = f.backup_file.with_file_name(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["credential_sets"] = serde_json::json!(1);
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let err = f.restore_err(&id, &passphrase()).await;
+    assert_eq!(err.category(), ErrorCategory::Damaged);
+    assert!(err.to_string().contains("credential sets"), "{err}");
+}
