@@ -1,0 +1,272 @@
+//! A real `sstore` process killed with SIGKILL at the worst moments: the store stays on one
+//! key, and the backup history and earlier backups stay intact and restorable.
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
+use sstore_core::{KdfParams, Passphrase};
+
+/// Creates a store with `apps` × `per_app` credential sets, each with a value of `value_len`
+/// bytes, so that work on it takes long enough to be interrupted.
+fn big_store(path: &Path, apps: usize, per_app: usize, value_len: usize) {
+    let mut store = SecureStore::create(path, &Passphrase::new(PASS), KdfParams::MINIMUM).unwrap();
+    let defs: Vec<TargetApp> = (0..apps)
+        .map(|i| {
+            let mut app = TargetApp::new(format!("app{i:04}"), AppType::Individual);
+            app.fields = vec![
+                FieldDef::new("User", FieldType::UserName, false),
+                FieldDef::new("Cert", FieldType::Certificate, true),
+            ];
+            app
+        })
+        .collect();
+    store.create_apps(&defs).unwrap();
+    let mut store = store.unlock(&Passphrase::new(PASS)).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut sets = Vec::new();
+    for app in &defs {
+        for p in 0..per_app {
+            let cert: String = (0..value_len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % 64) as usize] as char
+                })
+                .collect();
+            sets.push(
+                CredentialSet::new(&app.name, format!("user{p}"))
+                    .with("User", format!("{}-user{p}", app.name))
+                    .with("Cert", cert),
+            );
+        }
+    }
+    store.set_many(&sets).unwrap();
+}
+
+/// Every value decrypts with `passphrase`; returns the number of sets and the key generation.
+fn check_store(path: &Path, passphrase: &str) -> Option<(u64, u64)> {
+    let store = SecureStore::open(path)
+        .unwrap()
+        .unlock(&Passphrase::new(passphrase))
+        .ok()?;
+    let mut sets = 0;
+    for app in store.apps().unwrap() {
+        for principal in store.principals(&app.name).unwrap() {
+            let set = store.credentials(&app.name, &principal).unwrap();
+            assert_eq!(
+                set.value("User").unwrap(),
+                format!("{}-{principal}", app.name)
+            );
+            sets += 1;
+        }
+    }
+    Some((sets, store.master_key_info().unwrap().generation))
+}
+
+/// Waits until `ready` holds (or the child exits), then SIGKILLs the child after `delay`.
+/// Returns whether the child was still running when killed.
+fn kill_when(child: &mut Child, ready: impl Fn() -> bool, delay: Duration) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+#[test]
+fn masterkey_update_killed_mid_transaction_leaves_one_key() {
+    let sb = Sandbox::new();
+    let store = sb.store();
+    big_store(&store, 150, 80, 16);
+    let journal = store.with_file_name("store.db-journal");
+    let mut interrupted_on_old_key = 0;
+    for delay_ms in [0, 0, 5, 30] {
+        let mut child = sb
+            .cmd()
+            .env("SSTORE_NEW_PASSPHRASE", "Rotated-Pass-77")
+            .args(["masterkey", "update"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let running = kill_when(
+            &mut child,
+            || journal.exists(),
+            Duration::from_millis(delay_ms),
+        );
+        match check_store(&store, PASS) {
+            Some((sets, generation)) => {
+                assert_eq!(
+                    (sets, generation),
+                    (12_000, 1),
+                    "store on the old key must be complete"
+                );
+                assert!(check_store(&store, "Rotated-Pass-77").is_none());
+                if running {
+                    interrupted_on_old_key += 1;
+                }
+            }
+            None => {
+                // The update committed before the kill: entirely on the new key.
+                assert_eq!(check_store(&store, "Rotated-Pass-77"), Some((12_000, 2)));
+                break;
+            }
+        }
+    }
+    assert!(
+        interrupted_on_old_key >= 1,
+        "no kill landed inside the transaction"
+    );
+    // Uninterrupted, the update completes and only the new passphrase opens the store.
+    if check_store(&store, PASS).is_some() {
+        let out = sb
+            .cmd()
+            .env("SSTORE_NEW_PASSPHRASE", "Rotated-Pass-77")
+            .args(["masterkey", "update"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(check_store(&store, PASS).is_none());
+    assert_eq!(
+        check_store(&store, "Rotated-Pass-77").map(|(s, _)| s),
+        Some(12_000)
+    );
+}
+
+fn history(sb: &Sandbox, dir: &str) -> Vec<serde_json::Value> {
+    let h: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["history", "--directory", dir, "--json"])).unwrap();
+    h["entries"].as_array().unwrap().clone()
+}
+
+fn staging_has(dir: &Path, suffix: &str) -> bool {
+    std::fs::read_dir(dir.join(".sstore-staging"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(suffix))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
+    let sb = Sandbox::new();
+    big_store(&sb.store(), 40, 50, 12_000);
+    let root = sb.backups();
+    let dir = root.to_str().unwrap().to_owned();
+    sb.ok(&["backup", "--directory", &dir]);
+    let first = history(&sb, &dir)[0]["id"].as_str().unwrap().to_owned();
+
+    let mut interrupted = 0;
+    let phases: [(&str, Box<dyn Fn() -> bool>, u64); 5] = [
+        ("snapshot", Box::new(|| staging_has(&root, ".snapshot")), 0),
+        ("encrypting", Box::new(|| staging_has(&root, ".bak")), 0),
+        (
+            "encrypting, later",
+            Box::new(|| staging_has(&root, ".bak")),
+            40,
+        ),
+        (
+            "publishing",
+            Box::new(|| {
+                root.join(format!("sstorebr{:04}", next_folder(&root)))
+                    .exists()
+            }),
+            0,
+        ),
+        ("anywhere", Box::new(|| true), 150),
+    ];
+    for (phase, ready, delay) in phases {
+        let listed_before = history(&sb, &dir).len();
+        let mut child = sb
+            .cmd()
+            .args(["backup", "--directory", &dir])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let was_running = kill_when(&mut child, ready, Duration::from_millis(delay));
+        interrupted += usize::from(was_running);
+        let entries = history(&sb, &dir);
+        assert!(
+            entries.len() == listed_before || entries.len() == listed_before + 1,
+            "{phase}"
+        );
+        // Whatever is listed as succeeded is complete and verifies.
+        for entry in entries.iter().filter(|e| e["status"] == "succeeded") {
+            let id = entry["id"].as_str().unwrap();
+            let out = sb.run(&["verify", "--directory", &dir, "--backup-id", id]);
+            assert!(
+                out.status.success(),
+                "after a kill while {phase}: {}",
+                text(&out)
+            );
+        }
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} kills interrupted a running backup"
+    );
+
+    // The first backup still restores, and a new backup runs (no stale lock) in a fresh folder.
+    let restored = sb.path("restored.db");
+    sb.ok(&[
+        "restore",
+        "--directory",
+        &dir,
+        "--backup-id",
+        &first,
+        "--method",
+        "new",
+        "--new-store",
+        restored.to_str().unwrap(),
+    ]);
+    assert_eq!(check_store(&restored, PASS).map(|(s, _)| s), Some(2000));
+    let out = sb.ok(&["backup", "--directory", &dir]);
+    let entries = history(&sb, &dir);
+    let newest = entries.last().unwrap();
+    assert_eq!(newest["status"], "succeeded");
+    assert!(out.contains(newest["folder"].as_str().unwrap()));
+    // Work files of killed jobs do not pile up forever in listings: nothing partial is listed.
+    let folders: Vec<_> = entries
+        .iter()
+        .map(|e| e["folder"].as_str().unwrap().to_owned())
+        .collect();
+    let mut unique = folders.clone();
+    unique.dedup();
+    assert_eq!(folders, unique, "a folder number was reused");
+}
+
+/// The folder number the next backup will use (one past the highest present).
+fn next_folder(root: &Path) -> u32 {
+    std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("sstorebr")
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .max()
+        .map_or(0, |n| n + 1)
+}
