@@ -14,13 +14,13 @@ fn from_file(path: &Path) -> Result<Passphrase> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "warning: passphrase file {} can be read by other users; restrict it with `chmod 600`",
-                    path.display()
-                );
-            }
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            eprintln!(
+                "warning: passphrase file {} can be read by other users; restrict it with `chmod 600`",
+                path.display()
+            );
         }
     }
     let text = zeroize::Zeroizing::new(

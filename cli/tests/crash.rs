@@ -151,6 +151,9 @@ fn masterkey_update_killed_mid_transaction_leaves_one_key() {
     );
 }
 
+/// When to kill: a condition polled while the job runs.
+type KillPoint<'a> = Box<dyn Fn() -> bool + 'a>;
+
 fn history(sb: &Sandbox, dir: &str) -> Vec<serde_json::Value> {
     let h: serde_json::Value =
         serde_json::from_str(&sb.ok(&["history", "--directory", dir, "--json"])).unwrap();
@@ -177,7 +180,7 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
     let first = history(&sb, &dir)[0]["id"].as_str().unwrap().to_owned();
 
     let mut interrupted = 0;
-    let phases: [(&str, Box<dyn Fn() -> bool>, u64); 5] = [
+    let phases: [(&str, KillPoint, u64); 5] = [
         ("snapshot", Box::new(|| staging_has(&root, ".snapshot")), 0),
         ("encrypting", Box::new(|| staging_has(&root, ".bak")), 0),
         (

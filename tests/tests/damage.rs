@@ -104,10 +104,7 @@ impl Fixture {
         std::fs::write(&self.backup_file, &self.original).unwrap();
         match err {
             BackupError::Stream { file, source } => {
-                assert!(
-                    file.ends_with(&format!("{BACKUP_FILE}")),
-                    "error names {file}"
-                );
+                assert!(file.ends_with(BACKUP_FILE), "error names {file}");
                 source
             }
             other => panic!("expected a stream error, got {other}"),

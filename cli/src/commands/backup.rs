@@ -180,8 +180,8 @@ pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<32}  {:<7}  {:<9}  {:<9}  {:<12}  {:<20}  {:>10}  {:>3}  {}",
-        "ID", "KIND", "METHOD", "STATUS", "FOLDER", "STARTED", "SIZE", "GEN", "REQUESTED BY"
+        "{:<32}  {:<7}  {:<9}  {:<9}  {:<12}  {:<20}  {:>10}  {:>3}  REQUESTED BY",
+        "ID", "KIND", "METHOD", "STATUS", "FOLDER", "STARTED", "SIZE", "GEN"
     );
     for e in &history.entries {
         let kind = match e.kind {

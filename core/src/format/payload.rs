@@ -62,7 +62,7 @@ impl<W: Write> Write for PayloadWriter<W> {
 
 /// Reads plaintext out of an encrypted stream, decompressing it when the header says so.
 pub enum PayloadReader<R: Read> {
-    Plain(StreamReader<R>),
+    Plain(Box<StreamReader<R>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, BufReader<StreamReader<R>>>>),
 }
 
@@ -70,7 +70,7 @@ impl<R: Read> PayloadReader<R> {
     pub fn open(inner: R, passphrase: &Passphrase) -> Result<Self, FormatError> {
         let stream = StreamReader::open(inner, passphrase)?;
         Ok(match stream.header().compression {
-            Compression::None => Self::Plain(stream),
+            Compression::None => Self::Plain(Box::new(stream)),
             Compression::Zstd => Self::Zstd(Box::new(zstd::stream::read::Decoder::new(stream)?)),
         })
     }

@@ -208,27 +208,42 @@ pub(crate) fn reencrypt_all(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<u64, StoreError> {
-    let rows: Vec<(i64, String, String, String, Vec<u8>, Vec<u8>)> = {
+    struct Row {
+        rowid: i64,
+        app: String,
+        principal: String,
+        field: String,
+        nonce: Vec<u8>,
+        sealed: Vec<u8>,
+    }
+    let rows: Vec<Row> = {
         let mut stmt =
             conn.prepare("SELECT rowid, app, principal, field, nonce, value FROM credentials")?;
         let mapped = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(Row {
+                rowid: r.get(0)?,
+                app: r.get(1)?,
+                principal: r.get(2)?,
+                field: r.get(3)?,
+                nonce: r.get(4)?,
+                sealed: r.get(5)?,
+            })
         })?;
         mapped.collect::<Result<_, _>>()?
     };
     let mut update =
         conn.prepare("UPDATE credentials SET nonce = ?1, value = ?2 WHERE rowid = ?3")?;
-    for (rowid, app, principal, field, nonce, sealed) in &rows {
-        let plain = open(old, app, principal, field, nonce, sealed)?;
-        let (nonce, sealed) = seal(new, app, principal, field, &plain);
-        update.execute(rusqlite::params![&nonce[..], sealed, rowid])?;
+    for row in &rows {
+        let plain = open(
+            old,
+            &row.app,
+            &row.principal,
+            &row.field,
+            &row.nonce,
+            &row.sealed,
+        )?;
+        let (nonce, sealed) = seal(new, &row.app, &row.principal, &row.field, &plain);
+        update.execute(rusqlite::params![&nonce[..], sealed, row.rowid])?;
     }
     Ok(rows.len() as u64)
 }

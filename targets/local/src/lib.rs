@@ -265,10 +265,11 @@ fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> io::R
             if as_folder.starts_with(prefix) || prefix.starts_with(&as_folder) {
                 walk(&entry.path(), &key, prefix, out)?;
             }
-        } else if file_type.is_file() && key.starts_with(prefix) {
-            if let Ok(object_key) = ObjectKey::new(key) {
-                out.push(meta(object_key, &entry.metadata()?));
-            }
+        } else if file_type.is_file()
+            && key.starts_with(prefix)
+            && let Ok(object_key) = ObjectKey::new(key)
+        {
+            out.push(meta(object_key, &entry.metadata()?));
         }
     }
     Ok(())
