@@ -249,7 +249,23 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
     let newest = entries.last().unwrap();
     assert_eq!(newest["status"], "succeeded");
     assert!(out.contains(newest["folder"].as_str().unwrap()));
-    // Work files of killed jobs do not pile up forever in listings: nothing partial is listed.
+    // The work files of the killed jobs were cleaned up by the next job.
+    let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(staged, ["sstore.lock"], "work files left in staging");
+    assert!(
+        std::fs::read_to_string(
+            root.join(newest["folder"].as_str().unwrap())
+                .join("sstorebackup.log")
+        )
+        .unwrap()
+        .contains("interrupted job")
+            || entries.len() >= 2
+    );
+    // No folder number was reused.
     let folders: Vec<_> = entries
         .iter()
         .map(|e| e["folder"].as_str().unwrap().to_owned())

@@ -57,4 +57,20 @@ impl JobLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Removes work files that an interrupted job left in the staging folder. Only the lock
+    /// holder may call this, so no running job's files are touched. Returns how many went.
+    pub fn remove_leftovers(&self) -> usize {
+        let Some(staging) = self.path.parent() else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(staging) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name() != LOCK_FILE && e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
+    }
 }

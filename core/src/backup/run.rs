@@ -116,7 +116,8 @@ pub async fn run_backup(
     log: &JobLog,
 ) -> Result<BackupReport, BackupError> {
     let item = check_item(options.item.as_deref())?;
-    let _lock = JobLock::acquire(dir.staging(), "backup")?;
+    let lock = JobLock::acquire(dir.staging(), "backup")?;
+    let leftovers = lock.remove_leftovers();
     let started = super::now_rfc3339();
     let history = dir.load_history().await?;
     let folder = dir.next_folder(&history).await?;
@@ -126,6 +127,12 @@ pub async fn run_backup(
         store_path.display(),
         dir.location()
     ));
+    if leftovers > 0 {
+        log.warn(format!(
+            "removed {leftovers} work files left in {} by an interrupted job",
+            dir.staging().display()
+        ));
+    }
 
     let mut entry = HistoryEntry {
         id: backup_id.clone(),

@@ -1,7 +1,7 @@
 //! Verify: decrypt and check a backup completely without restoring it.
 
 use super::restore::{fetch_and_check, select_backup};
-use super::{BackupDirectory, BackupError, HistoryEntry, Manifest};
+use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest};
 use crate::secret::Passphrase;
 
 #[derive(Debug, Clone)]
@@ -11,15 +11,16 @@ pub struct VerifyReport {
 }
 
 /// Decrypts the backup (the newest successful one when `backup_id` is `None`) into a private
-/// work file in the staging folder, checks it against its manifest and SQLite's integrity
+/// work file in the staging folder (holding the directory's job lock), checks it against its manifest and SQLite's integrity
 /// check, and removes the work file.
 pub async fn run_verify(
     dir: &BackupDirectory,
     backup_id: Option<&str>,
     passphrase: &Passphrase,
 ) -> Result<VerifyReport, BackupError> {
+    let lock = JobLock::acquire(dir.staging(), "verify")?;
+    lock.remove_leftovers();
     let (entry, manifest) = select_backup(dir, backup_id).await?;
-    crate::fsutil::create_private_dir_all(dir.staging()).map_err(BackupError::io(dir.staging()))?;
     let work = dir
         .staging()
         .join(format!("verify-{}.db", crate::random::hex_id::<6>()));
