@@ -256,15 +256,6 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(staged, ["sstore.lock"], "work files left in staging");
-    assert!(
-        std::fs::read_to_string(
-            root.join(newest["folder"].as_str().unwrap())
-                .join("sstorebackup.log")
-        )
-        .unwrap()
-        .contains("interrupted job")
-            || entries.len() >= 2
-    );
     // No folder number was reused.
     let folders: Vec<_> = entries
         .iter()
