@@ -331,7 +331,7 @@ fn masterkey_update_then_backups_follow_the_new_key() {
     assert!(new(&["backup", "--directory", dir]).status.success());
     // The first backup was encrypted under the passphrase in force then: the new one cannot open it.
     let first = first_backup_id(&sb, dir);
-    let out = new(&[
+    let restore_first = [
         "restore",
         "--directory",
         dir,
@@ -340,7 +340,8 @@ fn masterkey_update_then_backups_follow_the_new_key() {
         "--method",
         "overwrite",
         "--force",
-    ]);
+    ];
+    let out = new(&restore_first);
     assert_eq!(code(&out), 3, "{}", text(&out));
     // With the old passphrase as backup passphrase it restores generation 1, and says that the
     // current store passphrase does not open it.
@@ -348,16 +349,7 @@ fn masterkey_update_then_backups_follow_the_new_key() {
         .cmd()
         .env("SSTORE_PASSPHRASE", "Second-Pass-88")
         .env("SSTORE_BACKUP_PASSPHRASE", PASS)
-        .args([
-            "restore",
-            "--directory",
-            dir,
-            "--backup-id",
-            &first,
-            "--method",
-            "overwrite",
-            "--force",
-        ])
+        .args(restore_first)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));

@@ -71,18 +71,23 @@ fn a_value_moved_to_another_row_no_longer_decrypts() {
     assert!(store.credentials("crm", "bob").is_ok());
 }
 
-#[test]
-fn changing_the_master_key_reencrypts_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = new_store(&dir);
-    let before: Vec<Vec<u8>> = store
+/// The encrypted values as stored, in row order.
+fn sealed_values(store: &UnlockedStore) -> Vec<Vec<u8>> {
+    store
         .conn
         .prepare("SELECT value FROM credentials ORDER BY rowid")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn changing_the_master_key_reencrypts_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let before = sealed_values(&store);
     let old_info = store.master_key_info().unwrap();
     let new_pass = Passphrase::new("Brand-New-Pass-9");
     let info = store
@@ -90,14 +95,7 @@ fn changing_the_master_key_reencrypts_everything() {
         .unwrap();
     assert_eq!(info.generation, old_info.generation + 1);
     assert_ne!(info.key_id, old_info.key_id);
-    let after: Vec<Vec<u8>> = store
-        .conn
-        .prepare("SELECT value FROM credentials ORDER BY rowid")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let after = sealed_values(&store);
     assert_eq!(before.len(), after.len());
     assert!(
         before.iter().zip(&after).all(|(a, b)| a != b),
