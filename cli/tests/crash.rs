@@ -284,3 +284,60 @@ fn next_folder(root: &Path) -> u32 {
         .max()
         .map_or(0, |n| n + 1)
 }
+
+#[test]
+fn a_backup_that_runs_out_of_space_fails_cleanly() {
+    let sb = Sandbox::new();
+    big_store(&sb.store(), 10, 20, 4_000);
+    let root = sb.backups();
+    let dir = root.to_str().unwrap().to_owned();
+    sb.ok(&["backup", "--directory", &dir]);
+    let before = history(&sb, &dir);
+    let live = std::fs::read(sb.store()).unwrap();
+
+    // The file size limit makes every write past 256 KiB fail with EFBIG, as a full disk
+    // fails writes (here while the snapshot is written); SIGXFSZ is ignored so the process
+    // sees the error instead of dying. The message must name the file and say what to check.
+    let mut cmd = sb.cmd();
+    cmd.args(["backup", "--directory", &dir]);
+    let program = cmd.get_program().to_owned();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("SSTORE_BACKUP_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains(".sstore-staging") && message.contains("free space"),
+        "{message}"
+    );
+
+    // The failure is listed with its message; the earlier backup and the store are untouched.
+    let after = history(&sb, &dir);
+    assert_eq!(after.len(), before.len() + 1);
+    let failed = after.last().unwrap();
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains(".snapshot")
+    );
+    assert_eq!(std::fs::read(sb.store()).unwrap(), live);
+    let first = before[0]["id"].as_str().unwrap();
+    let out = sb.run(&["verify", "--directory", &dir, "--backup-id", first]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Nothing was left behind in staging, and the next backup (with room) succeeds.
+    let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(staged, ["sstore.lock"]);
+    sb.ok(&["backup", "--directory", &dir]);
+}

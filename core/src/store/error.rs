@@ -52,7 +52,7 @@ pub enum StoreError {
         principal: String,
         field: String,
     },
-    #[error("SQLite{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    #[error("{}SQLite: {source}{}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(), sqlite_hint(source))]
     Sqlite {
         path: Option<PathBuf>,
         source: rusqlite::Error,
@@ -90,5 +90,23 @@ impl StoreError {
             },
             other => other,
         }
+    }
+}
+
+/// What to do next for the SQLite failures a user can act on.
+fn sqlite_hint(err: &rusqlite::Error) -> &'static str {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure) => {
+            "; check that the disk has free space and is writable, then try again"
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "; another process is writing to the store: try again when it has finished"
+        }
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::PermissionDenied,
+        ) => "; check the file's permissions and that its folder exists",
+        _ => "",
     }
 }

@@ -194,11 +194,13 @@ impl SecureStore {
             path: dest.to_owned(),
             source,
         })?;
-        {
+        let copied = (|| {
             let mut out = open_connection(dest, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
             let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
             backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
-        }
+            Ok::<_, StoreError>(())
+        })();
+        copied.map_err(|e| e.with_path(dest))?;
         let copy = SecureStore::open_read_only(dest)?;
         copy.summary()
     }
