@@ -15,7 +15,7 @@ pub enum BackupError {
     Target(#[from] TargetError),
     #[error("{file}: {source}{}", hint(source))]
     Stream { file: String, source: FormatError },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}{}", path.display(), io_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -55,6 +55,19 @@ pub enum BackupError {
     RestoredCopyInvalid { id: String, reason: String },
     #[error("a background task failed: {0}")]
     Task(String),
+}
+
+fn io_hint(err: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
+            "; free some space (or raise the quota) there, then try again"
+        }
+        K::PermissionDenied | K::ReadOnlyFilesystem => {
+            "; check that the folder is writable by this user"
+        }
+        _ => "",
+    }
 }
 
 fn hint(err: &FormatError) -> &'static str {
