@@ -25,6 +25,7 @@ use std::fmt::Display;
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sstore_core::KdfParams;
@@ -138,8 +139,10 @@ fn run() -> Result<(), Box<dyn Error>> {
         println!("{USAGE}");
         return Ok(());
     };
-    create_private_dir_all(&args.dir)
-        .ctx(|| format!("creating the benchmark folder {}", args.dir.display()))?;
+    if mode != Mode::Decrypt {
+        create_private_dir_all(&args.dir)
+            .ctx(|| format!("creating the benchmark folder {}", args.dir.display()))?;
+    }
     let path = args.dir.join(DATA_FILE);
     let passphrase = Passphrase::new(PASSPHRASE);
     let size_mib = args.size_mib.unwrap_or(DEFAULT_SIZE_MIB);
@@ -158,8 +161,12 @@ fn run() -> Result<(), Box<dyn Error>> {
         Ok::<(), Box<dyn Error>>(())
     })();
 
-    if mode != Mode::Encrypt && !args.keep {
-        remove_data(&path, &args)?;
+    // A failed encrypt leaves a partial file that decrypt could not use anyway.
+    if (mode != Mode::Encrypt && !args.keep) || (mode == Mode::Encrypt && result.is_err()) {
+        let removed = remove_data(&path, &args);
+        // The benchmark's own error matters more than a failed clean-up.
+        result?;
+        return removed;
     } else if result.is_ok() {
         println!("data file kept: {}", path.display());
     }
@@ -223,9 +230,11 @@ fn encrypt(path: &Path, passphrase: &Passphrase, size_mib: u64) -> Result<(), Bo
     let sink = writer
         .finish()
         .ctx(|| format!("sealing the final chunk of {}", path.display()))?;
+    let finishing = Instant::now();
     sink.finish()
         .ctx(|| format!("flushing and fsyncing {}", path.display()))?;
     let elapsed = start.elapsed();
+    let finish_time = finishing.elapsed();
     let stream_peak = read_status_kib("VmHWM:");
 
     let file_len = fs::metadata(path)
@@ -236,6 +245,10 @@ fn encrypt(path: &Path, passphrase: &Passphrase, size_mib: u64) -> Result<(), Bo
         file_len,
         file_len as f64 / MIB as f64,
         file_len.saturating_sub(total)
+    );
+    println!(
+        "   of the streaming time, WriteBehindFile::finish (drain queue + fsync) took {:.3} s",
+        finish_time.as_secs_f64()
     );
     report(
         "encrypt",
@@ -350,7 +363,7 @@ fn report(
     let secs = elapsed.as_secs_f64();
     let mib_per_s = if secs > 0.0 { size_mib / secs } else { 0.0 };
     let kdf_ms = kdf.as_secs_f64() * 1000.0;
-    let whole_peak = read_status_kib("VmHWM:").map(kib_to_mib);
+    let whole_peak = whole_process_peak_kib().map(kib_to_mib);
     // Only meaningful if the reset worked; otherwise VmHWM still includes everything before.
     let stream_peak = stream_peak.filter(|_| reset.is_ok()).map(kib_to_mib);
 
@@ -404,9 +417,23 @@ fn read_status_kib(field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Resets VmHWM to the current RSS (Linux >= 4.0: "5" > /proc/self/clear_refs).
+/// The highest VmHWM seen before any reset, in KiB: resetting VmHWM for the streaming phase
+/// would otherwise hide the key derivation's peak from the whole-process figure.
+static PEAK_BEFORE_RESETS_KIB: AtomicU64 = AtomicU64::new(0);
+
+/// Resets VmHWM to the current RSS (Linux >= 4.0: "5" > /proc/self/clear_refs), remembering the
+/// peak so far for [`whole_process_peak_kib`].
 fn reset_peak_rss() -> Result<(), String> {
+    if let Some(kib) = read_status_kib("VmHWM:") {
+        PEAK_BEFORE_RESETS_KIB.fetch_max(kib, Ordering::Relaxed);
+    }
     fs::write("/proc/self/clear_refs", "5").map_err(|e| e.to_string())
+}
+
+/// The process's peak RSS since it started, across VmHWM resets.
+fn whole_process_peak_kib() -> Option<u64> {
+    let now = read_status_kib("VmHWM:")?;
+    Some(now.max(PEAK_BEFORE_RESETS_KIB.load(Ordering::Relaxed)))
 }
 
 /// Incompressible data without paying for a PRNG per byte: one buffer filled once with

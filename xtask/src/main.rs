@@ -9,8 +9,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                      cargo fmt --check, cargo clippy -D warnings, and the whole test suite
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
-  bench [--size-mib N]    stage N MiB (default 1024) through the backup stream writer to an fsynced
-                          file and decrypt it back: MiB/s and peak RSS, in release mode";
+  bench [--size-mib N] [--rounds R]
+                          R rounds (default 3) of: N MiB (default 1024) through the backup stream
+                          writer to an fsynced file, decrypted back, and dd conv=fsync of the same
+                          size for the disk's ceiling; MiB/s, peak RSS, medians (release mode)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -282,40 +284,153 @@ fn demo(args: &[String]) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
-    let size = match args {
-        [] => "1024".to_owned(),
-        [flag, n] if flag == "--size-mib" => n.clone(),
-        _ => return Err(format!("bench: unexpected arguments {args:?}\n{USAGE}")),
+    let mut size = 1024u64;
+    let mut rounds = 3usize;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| format!("bench: {flag} needs a value"))?;
+        match flag.as_str() {
+            "--size-mib" => {
+                size = value
+                    .parse()
+                    .map_err(|_| format!("bench: bad size {value}"))?
+            }
+            "--rounds" => {
+                rounds = value
+                    .parse()
+                    .map_err(|_| format!("bench: bad rounds {value}"))?
+            }
+            _ => return Err(format!("bench: unexpected argument {flag}\n{USAGE}")),
+        }
+    }
+    run(
+        "build the stream benchmark (release)",
+        cargo().args([
+            "bench",
+            "-p",
+            "sstore-core",
+            "--bench",
+            "stream",
+            "--no-run",
+        ]),
+    )?;
+    let size_arg = size.to_string();
+    let dd_file = std::env::temp_dir().join("sstore-bench-dd.out");
+    let mut rows: Vec<[f64; 6]> = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("==> round {round}/{rounds}");
+        // Encrypt and decrypt in separate processes so each reports its own peak RSS.
+        let enc = bench_phase(&["encrypt", "--size-mib", &size_arg, "--keep"])?;
+        let dec = bench_phase(&["decrypt", "--size-mib", &size_arg])?;
+        let dd = dd_fsync(&dd_file, size)?;
+        rows.push([enc.0, enc.1, enc.2, dec.0, dec.2, dd]);
+    }
+    println!();
+    println!(
+        "{size} MiB, {rounds} rounds (encrypt includes the fsync; decrypt reads a warm page cache):"
+    );
+    println!(
+        "round  encrypt MiB/s  RSS whole/stream MiB  decrypt MiB/s  stream RSS MiB  dd conv=fsync MiB/s"
+    );
+    for (i, r) in rows.iter().enumerate() {
+        println!(
+            "{:>5}  {:>13.0}  {:>12.1} / {:<6.1}  {:>13.0}  {:>14.1}  {:>19.0}",
+            i + 1,
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5]
+        );
+    }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = rows.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
     };
-    // Two processes, so each phase reports its own peak RSS.
-    run(
-        "stream encrypt",
-        cargo().args([
-            "bench",
-            "-p",
-            "sstore-core",
-            "--bench",
-            "stream",
-            "--",
-            "encrypt",
-            "--size-mib",
-            &size,
-            "--keep",
-        ]),
-    )?;
-    run(
-        "stream decrypt",
-        cargo().args([
-            "bench",
-            "-p",
-            "sstore-core",
-            "--bench",
-            "stream",
-            "--",
-            "decrypt",
-            "--size-mib",
-            &size,
-        ]),
-    )?;
+    println!(
+        "median encrypt {:.0} MiB/s ({:.2}x dd), decrypt {:.0} MiB/s, dd {:.0} MiB/s; peak RSS {:.1} MiB (Argon2id's 64 MiB included), streaming {:.1} MiB",
+        median(0),
+        median(0) / median(5),
+        median(3),
+        median(5),
+        median(1),
+        median(2)
+    );
     Ok(())
+}
+
+/// Runs one phase of the stream benchmark; returns (MiB/s, peak RSS, streaming peak RSS).
+fn bench_phase(args: &[&str]) -> Result<(f64, f64, f64), String> {
+    let out = cargo()
+        .args([
+            "bench",
+            "-q",
+            "-p",
+            "sstore-core",
+            "--bench",
+            "stream",
+            "--",
+        ])
+        .args(args)
+        .output()
+        .map_err(|e| format!("stream benchmark: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    if !out.status.success() {
+        return Err(format!(
+            "stream benchmark {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("BENCH "))
+        .ok_or("the benchmark printed no BENCH line")?;
+    Ok((
+        json_number(line, "mib_per_s")?,
+        json_number(line, "peak_rss_mib")?,
+        json_number(line, "stream_peak_rss_mib")?,
+    ))
+}
+
+/// The number after `"key":` in a one-line JSON object.
+fn json_number(line: &str, key: &str) -> Result<f64, String> {
+    let pattern = format!("\"{key}\":");
+    let start = line
+        .find(&pattern)
+        .ok_or_else(|| format!("no {key} in {line}"))?
+        + pattern.len();
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad {key} in {line}"))
+}
+
+/// The disk's own ceiling: `dd conv=fsync` of the same size; returns MiB/s.
+fn dd_fsync(path: &Path, size_mib: u64) -> Result<f64, String> {
+    let _ = std::fs::remove_file(path);
+    let start = std::time::Instant::now();
+    let status = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", path.display()))
+        .args([
+            "bs=1M",
+            &format!("count={size_mib}"),
+            "conv=fsync",
+            "status=none",
+        ])
+        .status()
+        .map_err(|e| format!("dd: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(path);
+    if !status.success() {
+        return Err("dd failed".into());
+    }
+    Ok(size_mib as f64 / seconds)
 }
