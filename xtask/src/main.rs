@@ -76,12 +76,48 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    run(
-        "cargo test",
-        cargo().args(["test", "--workspace", "--all-targets"]),
-    )?;
+    let (passed, failed) = test_and_count(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    // One closing line for the whole suite (each test binary prints its own result line).
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        return Err(format!("cargo test: {passed} passed, {failed} failed"));
+    }
     eprintln!("==> all checks passed");
     Ok(())
+}
+
+/// Runs `cargo test`, passing its output through, and adds up the `test result:` lines.
+fn test_and_count(cmd: &mut Command) -> Result<(u64, u64), String> {
+    use std::io::BufRead;
+    eprintln!("==> cargo test");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo test: cannot start: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && failed == 0 {
+        return Err(format!("cargo test failed ({status})"));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `label` in a `test result:` line ("ok. 30 passed; 0 failed; ...").
+fn count_before(text: &str, label: &str) -> u64 {
+    text.find(label)
+        .and_then(|end| text[..end].rsplit([' ', '.']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A passphrase that meets the store policy, from the process's random hasher keys.
