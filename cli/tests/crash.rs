@@ -256,6 +256,25 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(staged, ["sstore.lock"], "work files left in staging");
+    // A folder left unlisted by a kill while publishing is reported by `history`.
+    let listed: Vec<&str> = entries
+        .iter()
+        .map(|e| e["folder"].as_str().unwrap())
+        .collect();
+    let unlisted: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("sstorebr0") && !listed.contains(&n.as_str()))
+        .collect();
+    let out = sb.run(&["history", "--directory", &dir]);
+    for folder in &unlisted {
+        assert!(
+            text(&out).contains(&format!("{folder} is not in the history")),
+            "{}",
+            text(&out)
+        );
+    }
     // No folder number was reused by two backups.
     let folders: Vec<&str> = entries
         .iter()

@@ -165,3 +165,34 @@ async fn a_second_job_on_the_same_directory_is_refused() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlisted_folder_is_reported_and_never_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store_path = tmp.path().join("store.db");
+    populate(&store_path, 2, 1);
+    let root = tmp.path().join("backups");
+    let dir = local_directory(&root);
+    let options = BackupOptions {
+        kdf: KdfParams::MINIMUM,
+        ..BackupOptions::default()
+    };
+    run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
+        .await
+        .unwrap();
+    // What a job killed while publishing leaves: a folder with files, not in the history.
+    std::fs::create_dir_all(root.join("sstorebr0004")).unwrap();
+    std::fs::write(root.join("sstorebr0004/sstorebackup.bak"), b"partial").unwrap();
+    let history = dir.load_history().await.unwrap();
+    assert_eq!(
+        dir.unlisted_folders(&history).await.unwrap(),
+        ["sstorebr0004"]
+    );
+    let next = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
+        .await
+        .unwrap();
+    assert_eq!(next.entry.folder, "sstorebr0005");
+    // Restore ignores it: the newest listed backup is used.
+    let report = run_verify(&dir, None, &passphrase()).await.unwrap();
+    assert_eq!(report.entry.id, next.entry.id);
+}

@@ -175,6 +175,13 @@ pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     if args.json {
         return print_json(&history);
     }
+    for folder in dir.unlisted_folders(&history).await? {
+        eprintln!(
+            "warning: {}/{folder} is not in the history: a backup job was interrupted while publishing it; \
+             it is not used by restore and can be removed",
+            dir.location()
+        );
+    }
     if history.entries.is_empty() {
         println!("No backups recorded in {}.", dir.location());
         return Ok(());

@@ -131,6 +131,23 @@ impl BackupDirectory {
         Ok(folder_name(next))
     }
 
+    /// Folders present on the target that the history does not list: left by a job that was
+    /// killed while publishing. They are never reused and not restorable from the history.
+    pub async fn unlisted_folders(&self, history: &History) -> Result<Vec<String>, BackupError> {
+        let listed: std::collections::BTreeSet<&str> =
+            history.entries.iter().map(|e| e.folder.as_str()).collect();
+        let mut found: Vec<String> = self
+            .target
+            .list(FOLDER_PREFIX)
+            .await?
+            .iter()
+            .filter_map(|meta| meta.key.segments().next().map(str::to_owned))
+            .filter(|folder| folder_number(folder).is_some() && !listed.contains(folder.as_str()))
+            .collect();
+        found.dedup();
+        Ok(found)
+    }
+
     pub async fn read_manifest(&self, entry: &HistoryEntry) -> Result<Manifest, BackupError> {
         let key = self.object(&entry.folder, MANIFEST_FILE)?;
         let bytes = target::get_bytes(self.target(), &key, MAX_SMALL_OBJECT).await?;
