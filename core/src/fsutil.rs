@@ -1,5 +1,5 @@
-//! Filesystem helpers: owner-only files and folders, atomic publish (temp, fsync, rename, fsync
-//! of the folder), and a write-behind file that overlaps disk writes with encryption.
+//! Filesystem helpers: owner-only files and folders, temporary names, folder fsync, and a
+//! write-behind file that overlaps disk writes with encryption.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -52,23 +52,6 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
         let _ = path;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` atomically: a reader sees the old content or the new, never a mix,
-/// and after return the new content survives a crash. The file is owner-only.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temp = temp_sibling(path, "write");
-    let result = (|| {
-        let mut file = create_private_file(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
 }
 
 /// A file written by a background thread: `write` copies into a buffer and hands full buffers
@@ -224,18 +207,24 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn private_files_and_atomic_writes_are_owner_only() {
+    fn private_files_and_folders_are_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let folder = dir.path().join("a/b");
+        create_private_dir_all(&folder).unwrap();
+        let path = folder.join("secret");
+        create_private_file(&path).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "temp files left behind");
+        assert_eq!(
+            fs::metadata(&folder).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert!(
+            create_private_file(&path).is_err(),
+            "an existing file must not be reused"
+        );
     }
 }

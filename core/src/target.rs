@@ -149,11 +149,6 @@ mod key {
             }
         }
 
-        /// Joins a further segment or path.
-        pub fn join(&self, rest: &str) -> Result<Self, InvalidKey> {
-            Self::new(format!("{}/{rest}", self.0))
-        }
-
         pub fn as_str(&self) -> &str {
             &self.0
         }

@@ -338,11 +338,6 @@ impl UnlockedStore {
         self.key = new_key;
         self.store.master_key_info()
     }
-
-    /// Closes the key and returns the store.
-    pub fn lock(self) -> SecureStore {
-        self.store
-    }
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
