@@ -190,6 +190,7 @@ pub enum RestoreMethodArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
+    /// The backup directory (a local folder) [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
     /// The backup to restore [default: the newest successful backup]
@@ -203,12 +204,14 @@ pub struct RestoreArgs {
     /// Do not ask before overwriting; with --method new, replace an existing file
     #[arg(long)]
     pub force: bool,
+    /// Print each step of the job as it happens
     #[arg(long)]
     pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// The backup directory (a local folder) [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
     #[arg(long)]
@@ -217,6 +220,7 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// The backup directory (a local folder) [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
     /// The backup to verify [default: the newest successful backup]
