@@ -228,11 +228,34 @@ async fn a_manifest_that_does_not_match_is_refused() {
     let f = fixture().await;
     let id = f.first_id().await;
     let manifest_path = f.backup_file.with_file_name(MANIFEST_FILE);
-    let text = std::fs::read_to_string(&manifest_path).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    manifest["credential_sets"] = serde_json::json!(1);
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    let err = f.restore_err(&id, &passphrase()).await;
-    assert_eq!(err.category(), ErrorCategory::Damaged);
-    assert!(err.to_string().contains("credential sets"), "{err}");
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let sha = "0".repeat(64);
+    // Each recorded fact is checked against the stream or the decrypted store.
+    let cases = [
+        ("credential_sets", serde_json::json!(1), "credential sets"),
+        (
+            "backup_sha256",
+            serde_json::json!(sha),
+            "the file's SHA-256",
+        ),
+        ("plaintext_sha256", serde_json::json!(sha), "decrypted"),
+        ("chunk_size", serde_json::json!(8192), "chunk size"),
+        ("compression", serde_json::json!("zstd"), "compression"),
+        ("master_key_generation", serde_json::json!(7), "generation"),
+        (
+            "manifest_version",
+            serde_json::json!(2),
+            "manifest version 2",
+        ),
+    ];
+    for (field, value, expected) in cases {
+        let mut manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
+        manifest[field] = value;
+        std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let err = f.restore_err(&id, &passphrase()).await;
+        assert_eq!(err.category(), ErrorCategory::Damaged, "{field}: {err}");
+        assert!(err.to_string().contains(expected), "{field}: {err}");
+    }
+    std::fs::write(&manifest_path, &original).unwrap();
+    assert!(run_verify(&f.dir, Some(&id), &passphrase()).await.is_ok());
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{BackupError, Manifest};
-use crate::format::{ExpectedLength, FormatError, PayloadReader};
+use crate::format::{Compression, ExpectedLength, FormatError, PayloadReader};
 use crate::secret::Passphrase;
 use crate::store::{SecureStore, StoreSummary};
 
@@ -46,8 +46,23 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Hashes what is read through it.
+struct HashingReader<'a, R: Read> {
+    inner: R,
+    hasher: &'a mut Sha256,
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Decrypts the backup stream `raw` (described as `file` in messages) into `out`, checking
-/// its length, backup id, plaintext size and digest against `manifest`.
+/// against `manifest`: the file's length and SHA-256, the header's backup id, format version,
+/// chunk size, KDF parameters and compression, and the plaintext's size and SHA-256.
 pub(crate) fn decode_stream(
     raw: impl Read,
     file: &str,
@@ -63,23 +78,65 @@ pub(crate) fn decode_stream(
         file: file.to_owned(),
         what,
     };
+    let mut stream_hash = Sha256::new();
+    let raw = HashingReader {
+        inner: raw,
+        hasher: &mut stream_hash,
+    };
     let mut payload =
         PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), passphrase)
             .map_err(stream_err)?;
-    let id = hex::encode(payload.header().backup_id);
-    if id != manifest.backup_id {
+    let header = payload.header();
+    let compression = match header.compression {
+        Compression::None => "none",
+        Compression::Zstd => "zstd",
+    };
+    let recorded = (
+        manifest.backup_id.as_str(),
+        manifest.format_version,
+        manifest.chunk_size,
+        manifest.kdf,
+        manifest.compression.as_str(),
+    );
+    let id = hex::encode(header.backup_id);
+    let found = (
+        id.as_str(),
+        header.version,
+        header.chunk_size,
+        header.kdf,
+        compression,
+    );
+    if recorded != found {
         return Err(mismatch(format!(
-            "the stream belongs to backup {id}, the manifest to {}",
-            manifest.backup_id
+            "the stream header says backup {}, format {}, chunk size {}, {}, compression {}; \
+             the manifest says backup {}, format {}, chunk size {}, {}, compression {}",
+            found.0,
+            found.1,
+            found.2,
+            found.3,
+            found.4,
+            recorded.0,
+            recorded.1,
+            recorded.2,
+            recorded.3,
+            recorded.4
         )));
     }
     let mut sink = HashingWriter::new(out);
     payload.copy_to(&mut sink).map_err(stream_err)?;
+    drop(payload);
     let (_, size, digest) = sink.finish();
     if size != manifest.plaintext_size || digest != manifest.plaintext_sha256 {
         return Err(mismatch(format!(
             "decrypted {size} bytes with SHA-256 {digest}, the manifest records {} bytes with {}",
             manifest.plaintext_size, manifest.plaintext_sha256
+        )));
+    }
+    let stream_digest = hex::encode(stream_hash.finalize());
+    if stream_digest != manifest.backup_sha256 {
+        return Err(mismatch(format!(
+            "the file's SHA-256 is {stream_digest}, the manifest records {}",
+            manifest.backup_sha256
         )));
     }
     Ok(())

@@ -156,6 +156,16 @@ impl BackupDirectory {
                 file: self.describe(&key),
                 what: format!("the manifest cannot be read ({e})"),
             })?;
+        if manifest.manifest_version != super::manifest::MANIFEST_VERSION {
+            return Err(BackupError::ManifestMismatch {
+                file: self.describe(&key),
+                what: format!(
+                    "manifest version {} is not supported by this sstore (it reads version {})",
+                    manifest.manifest_version,
+                    super::manifest::MANIFEST_VERSION
+                ),
+            });
+        }
         if manifest.backup_id != entry.id {
             return Err(BackupError::ManifestMismatch {
                 file: self.describe(&key),

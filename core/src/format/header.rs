@@ -15,9 +15,10 @@ pub const HEADER_LEN: usize = 137;
 
 const KDF_ARGON2ID_13: u8 = 1;
 const FLAG_ZSTD: u16 = 1;
-/// Offset of the wrap nonce: the bytes before it are "the header before the key".
+/// Offset of the wrap nonce.
 const WRAP_NONCE_AT: usize = 77;
-/// Offset of the wrapped data key; everything before it is its associated data.
+/// Offset of the wrapped data key; everything before it (wrap nonce included) is its
+/// associated data.
 const WRAPPED_KEY_AT: usize = WRAP_NONCE_AT + NONCE_LEN;
 const PAYLOAD_INFO: &[u8] = b"sstore v1 payload key";
 
@@ -205,7 +206,8 @@ fn check_chunk_size(size: u32) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// The nonce of chunk `index`: 11-byte big-endian counter, then the last-chunk flag.
+/// The nonce of chunk `index`: an 11-byte big-endian counter (3 zero bytes, then `index` as
+/// 8 bytes), then the last-chunk flag.
 pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
     let mut nonce = [0u8; NONCE_LEN];
     nonce[3..11].copy_from_slice(&index.to_be_bytes());

@@ -12,7 +12,9 @@ use crate::secret::Passphrase;
 
 /// Reads and authenticates a stream written by [`super::StreamWriter`], yielding plaintext.
 /// Plaintext is released one authenticated chunk at a time; the end of the stream is reported
-/// only after the final chunk authenticated as final and nothing followed it.
+/// only after a chunk authenticated as final at the end of the input. Without an expected
+/// length ([`super::ExpectedLength`]) a cut inside a chunk, or bytes appended after a short final
+/// chunk, are reported as a corrupted chunk.
 pub struct StreamReader<R: Read> {
     inner: R,
     header: Header,
