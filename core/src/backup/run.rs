@@ -161,6 +161,8 @@ pub async fn run_backup(
         }),
         Err(err) => {
             log.error(format!("backup failed: {err}"));
+            // The entry may already say succeeded if only the last writes failed.
+            entry.status = JobStatus::Failed;
             entry.finished = super::now_rfc3339();
             entry.failure_message = Some(err.to_string());
             entry.warnings = log.warnings();
