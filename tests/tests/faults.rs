@@ -1,0 +1,122 @@
+//! Faults injected by a decorator around the real local target: the job fails at the step that
+//! failed, says so, and the history tells the truth.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sstore_core::KdfParams;
+use sstore_core::backup::{
+    BackupDirectory, BackupOptions, JobLog, JobStatus, LOG_FILE, run_backup,
+};
+use sstore_core::target::{
+    ObjectKey, ObjectMeta, ObjectReader, PutMode, Target, TargetError, TargetErrorKind,
+};
+use sstore_target_local::LocalTarget;
+use sstore_tests::*;
+use tokio::io::AsyncRead;
+
+/// The local target, except that creating an object whose name ends with `fail_suffix` fails.
+#[derive(Debug)]
+struct FailingPuts {
+    inner: LocalTarget,
+    fail_suffix: &'static str,
+}
+
+impl FailingPuts {
+    fn check(&self, key: &ObjectKey, mode: PutMode) -> Result<(), TargetError> {
+        if mode == PutMode::Create && key.as_str().ends_with(self.fail_suffix) {
+            return Err(TargetError::new(
+                TargetErrorKind::NoSpace,
+                &self.location(),
+                Some(key),
+                "no space left (injected)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Target for FailingPuts {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        mode: PutMode,
+    ) -> Result<ObjectMeta, TargetError> {
+        self.check(key, mode)?;
+        self.inner.put(key, body, mode).await
+    }
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        path: &Path,
+        mode: PutMode,
+    ) -> Result<ObjectMeta, TargetError> {
+        self.check(key, mode)?;
+        self.inner.put_file(key, path, mode).await
+    }
+    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
+        self.inner.get(key).await
+    }
+    async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
+        self.inner.stat(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, TargetError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
+    for (step, suffix) in [
+        ("backup file", "sstorebackup.bak"),
+        ("manifest", "sstoremanifest.json"),
+        ("log", LOG_FILE),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let store_path = tmp.path().join("store.db");
+        populate(&store_path, 3, 2);
+        let root = tmp.path().join("backups");
+        let target = FailingPuts {
+            inner: LocalTarget::new(&root),
+            fail_suffix: suffix,
+        };
+        let dir = BackupDirectory::new(Arc::new(target), root.join(".sstore-staging"));
+        let options = BackupOptions {
+            kdf: KdfParams::MINIMUM,
+            ..BackupOptions::default()
+        };
+        let err = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(suffix) && message.contains("no space left"),
+            "{step}: {message}"
+        );
+        let history = dir.load_history().await.unwrap();
+        assert_eq!(history.entries.len(), 1, "{step}");
+        let entry = &history.entries[0];
+        assert_eq!(entry.status, JobStatus::Failed, "{step}");
+        assert!(
+            entry.failure_message.as_deref().unwrap().contains(suffix),
+            "{step}"
+        );
+        assert!(history.newest_successful_backup().is_none(), "{step}");
+        // The staged work files are gone.
+        let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(staged, ["sstore.lock"], "{step}");
+    }
+}
