@@ -250,12 +250,11 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
     assert_eq!(newest["status"], "succeeded");
     assert!(out.contains(newest["folder"].as_str().unwrap()));
     // The work files of the killed jobs were cleaned up by the next job.
-    let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(staged, ["sstore.lock"], "work files left in staging");
+    assert_eq!(
+        staging_entries(&root),
+        ["sstore.lock"],
+        "work files left in staging"
+    );
     // A folder left unlisted by a kill while publishing is reported by `history`.
     let listed: Vec<&str> = entries
         .iter()
@@ -352,11 +351,6 @@ fn a_backup_that_runs_out_of_space_fails_cleanly() {
     let out = sb.run(&["verify", "--directory", &dir, "--backup-id", first]);
     assert!(out.status.success(), "{}", text(&out));
     // Nothing was left behind in staging, and the next backup (with room) succeeds.
-    let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(staged, ["sstore.lock"]);
+    assert_eq!(staging_entries(&root), ["sstore.lock"]);
     sb.ok(&["backup", "--directory", &dir]);
 }

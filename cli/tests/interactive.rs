@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use common::*;
 
@@ -31,19 +30,7 @@ fn on_terminal(sb: &Sandbox, args: &[&str], input: &str, without_passphrase: boo
             None => script.env_remove(key),
         };
     }
-    let mut child = script
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output_with_input(&mut script, input)
 }
 
 #[test]

@@ -110,3 +110,20 @@ pub fn many_chunk_options() -> BackupOptions {
         chunk_size: MIN_CHUNK_SIZE,
     }
 }
+
+/// Default options with the cheapest KDF a writer accepts, for tests that make many backups.
+pub fn fast_options() -> BackupOptions {
+    BackupOptions {
+        kdf: KdfParams::MINIMUM,
+        ..BackupOptions::default()
+    }
+}
+
+/// The names in the staging folder of the backup directory at `root`.
+pub fn staging_entries(root: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(root.join(".sstore-staging"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect()
+}

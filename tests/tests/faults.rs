@@ -5,10 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sstore_core::KdfParams;
-use sstore_core::backup::{
-    BackupDirectory, BackupOptions, JobLog, JobStatus, LOG_FILE, run_backup,
-};
+use sstore_core::backup::{BackupDirectory, JobLog, JobStatus, LOG_FILE, run_backup};
 use sstore_core::target::{
     ObjectKey, ObjectMeta, ObjectReader, PutMode, Target, TargetError, TargetErrorKind,
 };
@@ -90,10 +87,7 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
             fail_suffix: suffix,
         };
         let dir = BackupDirectory::new(Arc::new(target), root.join(".sstore-staging"));
-        let options = BackupOptions {
-            kdf: KdfParams::MINIMUM,
-            ..BackupOptions::default()
-        };
+        let options = fast_options();
         let err = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
             .await
             .unwrap_err();
@@ -112,11 +106,6 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         );
         assert!(history.newest_successful_backup().is_none(), "{step}");
         // The staged work files are gone.
-        let staged: Vec<_> = std::fs::read_dir(root.join(".sstore-staging"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(staged, ["sstore.lock"], "{step}");
+        assert_eq!(staging_entries(&root), ["sstore.lock"], "{step}");
     }
 }

@@ -2,10 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use sstore_core::KdfParams;
 use sstore_core::backup::{
-    BackupOptions, JobKind, JobLog, JobStatus, RestoreMethod, RestoreRequest, run_backup,
-    run_restore, run_verify,
+    JobKind, JobLog, JobStatus, RestoreMethod, RestoreRequest, run_backup, run_restore, run_verify,
 };
 use sstore_core::store::{CredentialSet, SecureStore};
 use sstore_tests::*;
@@ -17,10 +15,7 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
     let sets = populate(&store_path, 1000, 11);
     assert!(sets >= 10_000, "{sets} sets");
     let dir = local_directory(&tmp.path().join("backups"));
-    let options = BackupOptions {
-        kdf: KdfParams::MINIMUM,
-        ..BackupOptions::default()
-    };
+    let options = fast_options();
 
     let report = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
         .await
@@ -77,10 +72,7 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 20, 3);
     let dir = local_directory(&tmp.path().join("backups"));
-    let options = BackupOptions {
-        kdf: KdfParams::MINIMUM,
-        ..BackupOptions::default()
-    };
+    let options = fast_options();
     let first = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
         .await
         .unwrap();
@@ -151,10 +143,7 @@ async fn a_second_job_on_the_same_directory_is_refused() {
     populate(&store_path, 2, 1);
     let dir = local_directory(&tmp.path().join("backups"));
     let held = sstore_core::backup::JobLock::acquire(dir.staging(), "backup").unwrap();
-    let options = BackupOptions {
-        kdf: KdfParams::MINIMUM,
-        ..BackupOptions::default()
-    };
+    let options = fast_options();
     let err = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
         .await
         .unwrap_err();
@@ -173,10 +162,7 @@ async fn an_unlisted_folder_is_reported_and_never_reused() {
     populate(&store_path, 2, 1);
     let root = tmp.path().join("backups");
     let dir = local_directory(&root);
-    let options = BackupOptions {
-        kdf: KdfParams::MINIMUM,
-        ..BackupOptions::default()
-    };
+    let options = fast_options();
     run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
         .await
         .unwrap();

@@ -54,21 +54,7 @@ impl Sandbox {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .cmd()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        output_with_input(self.cmd().args(args), stdin)
     }
 
     /// Runs and asserts success; returns stdout.
@@ -124,6 +110,32 @@ impl Sandbox {
         );
         assert!(out.status.success(), "{}", text(&out));
     }
+}
+
+/// Runs `cmd`, writing `input` to its standard input; returns what it printed.
+pub fn output_with_input(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The names in the staging folder of the backup directory at `root`.
+pub fn staging_entries(root: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(root.join(".sstore-staging"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect()
 }
 
 /// stdout and stderr together, for assertion messages.

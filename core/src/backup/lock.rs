@@ -54,10 +54,6 @@ impl JobLock {
         Ok(Self { _file: file, path })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Removes work files that an interrupted job left in the staging folder. Only the lock
     /// holder may call this, so no running job's files are touched. Returns how many went.
     pub fn remove_leftovers(&self) -> usize {
