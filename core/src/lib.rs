@@ -14,7 +14,9 @@ pub mod kdf;
 mod random;
 pub mod secret;
 pub mod store;
-pub mod target;
+
+/// The storage target contract (the `sstore-target-api` crate).
+pub use sstore_target_api as target;
 
 pub use error::{Error, ErrorCategory};
 pub use kdf::KdfParams;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sstore_core::backup::{BackupDirectory, JobLog, JobStatus, LOG_FILE, run_backup};
 use sstore_core::target::{
-    ObjectKey, ObjectMeta, ObjectReader, PutMode, Target, TargetError, TargetErrorKind,
+    Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
+    Target, TargetError, TargetErrorKind,
 };
 use sstore_target_local::LocalTarget;
 use sstore_tests::*;
-use tokio::io::AsyncRead;
 
 /// The local target, except that creating an object whose name ends with `fail_suffix` fails.
 #[derive(Debug)]
@@ -39,14 +39,17 @@ impl Target for FailingPuts {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
     async fn put(
         &self,
         key: &ObjectKey,
-        body: &mut (dyn AsyncRead + Send + Unpin),
-        mode: PutMode,
+        body: PutBody<'_>,
+        options: PutOptions,
     ) -> Result<ObjectMeta, TargetError> {
-        self.check(key, mode)?;
-        self.inner.put(key, body, mode).await
+        self.check(key, options.mode)?;
+        self.inner.put(key, body, options).await
     }
     async fn put_file(
         &self,
@@ -68,6 +71,9 @@ impl Target for FailingPuts {
     }
     async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
         self.inner.delete(key).await
+    }
+    async fn readiness(&self) -> Result<Readiness, TargetError> {
+        self.inner.readiness().await
     }
 }
 

@@ -5,15 +5,60 @@
 //! or a rename (overwrite) and fsyncs the folder, so an object is visible only when complete.
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use sstore_core::fsutil;
 use sstore_core::target::{
-    ObjectKey, ObjectMeta, ObjectReader, PutMode, Target, TargetError, TargetErrorKind,
+    BuiltinKind, Capabilities, ObjectKey, ObjectMeta, ObjectReader, OpenRequest, PutBody, PutMode,
+    PutOptions, Readiness, Target, TargetError, TargetErrorKind, check_range, copy_body,
+    location::file_url_path, probe_write,
 };
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// The kind name in config files (`kind = "local"`).
+pub const KIND: &str = "local";
+
+inventory::submit! {
+    BuiltinKind {
+        name: KIND,
+        schemes: &["file"],
+        description: "a folder on local disk or a mounted filesystem (plain paths and file:// URLs)",
+        open: open_local,
+    }
+}
+
+/// The kind's name. The `sstore` binary calls this so the linker keeps the registration.
+pub fn kind() -> &'static str {
+    KIND
+}
+
+/// Settings of a `kind = "local"` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalSettings {
+    /// The folder (absolute, or relative to the working folder).
+    path: Option<PathBuf>,
+}
+
+fn open_local(request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
+    let settings: LocalSettings = request.settings()?;
+    let root = match (&request.url, settings.path) {
+        (Some(_), Some(_)) => return Err(request.invalid("give either url or path, not both")),
+        (Some(url), None) => file_url_path(url).ok_or_else(|| {
+            request.invalid(format!(
+                "'{url}' is not a local file URL; write file:///absolute/path"
+            ))
+        })?,
+        (None, Some(path)) => path,
+        (None, None) => return Err(request.invalid("a local target needs `path`")),
+    };
+    Ok(Arc::new(LocalTarget::new(root)))
+}
 
 /// Marks temporary files so listings skip them.
 const TEMP_SUFFIX: &str = ".sstore-part";
@@ -118,9 +163,8 @@ impl LocalTarget {
 
 fn meta(key: ObjectKey, m: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
-        key,
-        size: m.len(),
         modified: m.modified().ok(),
+        ..ObjectMeta::new(key, m.len())
     }
 }
 
@@ -130,11 +174,21 @@ impl Target for LocalTarget {
         self.location.clone()
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            atomic_publish: true,
+            conditional_create: true,
+            multipart: false,
+            server_sha256: false,
+            native_ranges: true,
+        }
+    }
+
     async fn put(
         &self,
         key: &ObjectKey,
-        body: &mut (dyn AsyncRead + Send + Unpin),
-        mode: PutMode,
+        body: PutBody<'_>,
+        options: PutOptions,
     ) -> Result<ObjectMeta, TargetError> {
         let path = self.path_of(key);
         let parent = self.prepare_parent(key, &path).await?;
@@ -144,21 +198,19 @@ impl Target for LocalTarget {
                 .open(&temp)
                 .map_err(|e| self.err(Some(key), e))?;
             let mut file = tokio::fs::File::from_std(file);
-            let size = tokio::io::copy(body, &mut file)
-                .await
-                .map_err(|e| self.err(Some(key), e))?;
+            let size = copy_body(&self.location, key, body, &mut file, options.length).await?;
             file.flush().await.map_err(|e| self.err(Some(key), e))?;
             file.sync_all().await.map_err(|e| self.err(Some(key), e))?;
             drop(file);
-            self.publish(key, &temp, &path, &parent, mode).await?;
+            self.publish(key, &temp, &path, &parent, options.mode)
+                .await?;
             Ok::<u64, TargetError>(size)
         }
         .await;
         match written {
             Ok(size) => Ok(ObjectMeta {
-                key: key.clone(),
-                size,
                 modified: Some(SystemTime::now()),
+                ..ObjectMeta::new(key.clone(), size)
             }),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;
@@ -192,7 +244,7 @@ impl Target for LocalTarget {
             self.err(Some(key), e)
                 .context(format!("reading {}", source.display()))
         })?;
-        self.put(key, &mut file, mode).await
+        self.put(key, &mut file, mode.into()).await
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
@@ -203,6 +255,27 @@ impl Target for LocalTarget {
             1024 * 1024,
             file,
         )))
+    }
+
+    async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: Range<u64>,
+    ) -> Result<ObjectReader, TargetError> {
+        let mut file = tokio::fs::File::open(self.path_of(key))
+            .await
+            .map_err(|e| self.err(Some(key), e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.err(Some(key), e))?
+            .len();
+        check_range(&self.location, key, &range, size)?;
+        file.seek(io::SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| self.err(Some(key), e))?;
+        let reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        Ok(Box::new(reader.take(range.end.min(size) - range.start)))
     }
 
     async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
@@ -241,6 +314,19 @@ impl Target for LocalTarget {
         tokio::fs::remove_file(self.path_of(key))
             .await
             .map_err(|e| self.err(Some(key), e))
+    }
+
+    /// Creates the folder if needed, writes and deletes a probe, and reports free space.
+    async fn readiness(&self) -> Result<Readiness, TargetError> {
+        probe_write(self).await?;
+        let free_bytes = rustix::fs::statvfs(&self.root)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+        Ok(Readiness {
+            writable: true,
+            free_bytes,
+            detail: None,
+        })
     }
 }
 
@@ -340,7 +426,7 @@ mod tests {
     /// A body that fails half-way: nothing may appear under the key.
     struct FailingBody(usize);
 
-    impl AsyncRead for FailingBody {
+    impl tokio::io::AsyncRead for FailingBody {
         fn poll_read(
             mut self: std::pin::Pin<&mut Self>,
             _: &mut std::task::Context<'_>,
@@ -363,7 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = LocalTarget::new(dir.path());
         let err = t
-            .put(&key("f/obj"), &mut FailingBody(100), PutMode::Create)
+            .put(&key("f/obj"), &mut FailingBody(100), PutOptions::create())
             .await
             .unwrap_err();
         assert_eq!(err.kind, TargetErrorKind::Network);
