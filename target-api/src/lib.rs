@@ -227,8 +227,9 @@ pub fn check_range(
 /// Writes and deletes a small probe object: the readiness check of targets that have no
 /// cheaper way to prove they accept writes.
 pub async fn probe_write(target: &dyn Target) -> Result<(), TargetError> {
-    let key = ObjectKey::new(format!(".sstore-probe-{}", std::process::id()))
-        .map_err(|e| TargetError::new(TargetErrorKind::Io, &target.location(), None, e.to_string()))?;
+    let key = ObjectKey::new(format!(".sstore-probe-{}", std::process::id())).map_err(|e| {
+        TargetError::new(TargetErrorKind::Io, &target.location(), None, e.to_string())
+    })?;
     put_bytes(target, &key, b"sstore readiness probe", PutMode::Overwrite)
         .await
         .map_err(|e| e.context("writing a probe object"))?;

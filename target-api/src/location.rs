@@ -27,9 +27,8 @@ fn scheme_of(text: &str) -> Option<&str> {
 /// Parses a location. A URL carrying a password (`user:secret@host`) is refused: it would end
 /// up in shell history and process listings.
 pub fn parse(text: &str) -> Result<Location, TargetError> {
-    let invalid = |message: String| {
-        TargetError::new(TargetErrorKind::InvalidConfig, text, None, message)
-    };
+    let invalid =
+        |message: String| TargetError::new(TargetErrorKind::InvalidConfig, text, None, message);
     if text.is_empty() {
         return Err(invalid("the location is empty".into()));
     }
@@ -53,12 +52,25 @@ pub fn parse(text: &str) -> Result<Location, TargetError> {
     if let Some((userinfo, _)) = authority.rsplit_once('@')
         && userinfo.contains(':')
     {
-        let redacted = text.replacen(authority, &format!("{}:***@{}", userinfo.split(':').next().unwrap_or_default(), &authority[userinfo.len() + 1..]), 1);
-        return Err(TargetError::new(TargetErrorKind::InvalidConfig, &redacted, None, format!(
-            "a password in the URL is not accepted (it would be visible in shell history and process \
+        let redacted = text.replacen(
+            authority,
+            &format!(
+                "{}:***@{}",
+                userinfo.split(':').next().unwrap_or_default(),
+                &authority[userinfo.len() + 1..]
+            ),
+            1,
+        );
+        return Err(TargetError::new(
+            TargetErrorKind::InvalidConfig,
+            &redacted,
+            None,
+            format!(
+                "a password in the URL is not accepted (it would be visible in shell history and process \
              listings); give the user only ({scheme}://user@...) and the password through the \
              environment or the config's password_env / password_file"
-        )));
+            ),
+        ));
     }
     Ok(Location::Url {
         scheme: scheme.to_ascii_lowercase(),
@@ -134,10 +146,7 @@ mod tests {
             assert!(parse(r"\\nas").is_err());
         }
         // Not a scheme: a path that happens to contain "://" later on.
-        assert_eq!(
-            parse("./a://b").unwrap(),
-            Location::Path("./a://b".into())
-        );
+        assert_eq!(parse("./a://b").unwrap(), Location::Path("./a://b".into()));
     }
 
     #[test]

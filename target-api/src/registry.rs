@@ -60,8 +60,9 @@ impl OpenRequest {
 }
 
 /// Opens targets of one kind.
+#[async_trait::async_trait]
 pub trait TargetFactory: Send + Sync {
-    fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError>;
+    async fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError>;
 }
 
 /// A built-in kind, registered with `inventory::submit!` by the crate that implements it.
@@ -79,8 +80,9 @@ inventory::collect!(BuiltinKind);
 
 struct BuiltinFactory(fn(&OpenRequest) -> Result<Arc<dyn Target>, TargetError>);
 
+#[async_trait::async_trait]
 impl TargetFactory for BuiltinFactory {
-    fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
+    async fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
         (self.0)(request)
     }
 }
@@ -226,7 +228,11 @@ impl Registry {
     }
 
     /// Opens a target of kind `kind`. Refuses inline secrets in the request's settings.
-    pub fn open(&self, kind: &str, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
+    pub async fn open(
+        &self,
+        kind: &str,
+        request: &OpenRequest,
+    ) -> Result<Arc<dyn Target>, TargetError> {
         crate::secret::refuse_inline_secrets(&request.name, &request.config)?;
         let entry = self
             .entries
@@ -246,13 +252,13 @@ impl Registry {
                     ),
                 )
             })?;
-        entry.factory.open(request)
+        entry.factory.open(request).await
     }
 
     /// Opens what a `--directory` or `--target` string names: a plain path, `file://`, a UNC
     /// path, or a URL whose scheme a kind serves. An unknown scheme is an error that lists the
     /// schemes available.
-    pub fn open_location(&self, text: &str) -> Result<Arc<dyn Target>, TargetError> {
+    pub async fn open_location(&self, text: &str) -> Result<Arc<dyn Target>, TargetError> {
         let (scheme, request) = match location::parse(text)? {
             Location::Path(path) => {
                 let mut config = toml::Table::new();
@@ -282,7 +288,7 @@ impl Registry {
             )
         })?;
         let kind = kind.name.clone();
-        self.open(&kind, &request)
+        self.open(&kind, &request).await
     }
 }
 
@@ -292,8 +298,9 @@ mod tests {
 
     struct Never;
 
+    #[async_trait::async_trait]
     impl TargetFactory for Never {
-        fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
+        async fn open(&self, request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
             Err(request.invalid("this test factory opens nothing"))
         }
     }
@@ -331,21 +338,25 @@ mod tests {
         let err = registry
             .add(plugin("beta", &["Z"], "/p/b.so"), Arc::new(Never))
             .unwrap_err();
-        assert!(matches!(err, RegistryError::DuplicateScheme { .. }), "{err}");
+        assert!(
+            matches!(err, RegistryError::DuplicateScheme { .. }),
+            "{err}"
+        );
     }
 
-    #[test]
-    fn unknown_schemes_and_kinds_list_what_is_available() {
+    #[tokio::test]
+    async fn unknown_schemes_and_kinds_list_what_is_available() {
         let mut registry = Registry::default();
         registry
             .add(plugin("alpha", &["a", "aa"], "/p/a.so"), Arc::new(Never))
             .unwrap();
-        let err = registry.open_location("ftp://host/dir").unwrap_err();
+        let err = registry.open_location("ftp://host/dir").await.unwrap_err();
         assert_eq!(err.kind, TargetErrorKind::Unsupported);
         assert!(err.message.contains("'ftp://'"), "{err}");
         assert!(err.message.contains("a, aa"), "{err}");
         let err = registry
             .open("nope", &OpenRequest::for_url("x://y"))
+            .await
             .unwrap_err();
         assert!(err.message.contains("unknown target kind 'nope'"), "{err}");
         assert!(err.message.contains("alpha"), "{err}");

@@ -130,9 +130,12 @@ mod tests {
     #[test]
     fn env_and_file_references() {
         assert!(resolve("t", "password", None, None).unwrap().is_none());
-        let err = resolve("t", "password", Some("SSTORE_TEST_UNSET_VARIABLE_42"), None)
-            .unwrap_err();
-        assert!(err.message.contains("SSTORE_TEST_UNSET_VARIABLE_42"), "{err}");
+        let err =
+            resolve("t", "password", Some("SSTORE_TEST_UNSET_VARIABLE_42"), None).unwrap_err();
+        assert!(
+            err.message.contains("SSTORE_TEST_UNSET_VARIABLE_42"),
+            "{err}"
+        );
 
         let dir = std::env::temp_dir().join(format!("sstore-secret-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -146,7 +149,9 @@ mod tests {
             assert!(err.message.contains("chmod 600"), "{err}");
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let value = resolve("t", "password", None, Some(&file)).unwrap().unwrap();
+        let value = resolve("t", "password", None, Some(&file))
+            .unwrap()
+            .unwrap();
         assert_eq!(value.as_str(), "s3cret");
         let err = resolve("t", "password", Some("X"), Some(&file)).unwrap_err();
         assert!(err.message.contains("not both"), "{err}");

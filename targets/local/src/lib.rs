@@ -90,6 +90,21 @@ impl LocalTarget {
         TargetError::from_io(&self.location, key, e)
     }
 
+    /// For lookups (get, stat, delete): a file where the key needs a folder (`a` exists, `a/b`
+    /// is asked for) means the key does not exist.
+    fn lookup_err(&self, key: &ObjectKey, e: io::Error) -> TargetError {
+        if e.kind() == io::ErrorKind::NotADirectory {
+            return TargetError::new(
+                TargetErrorKind::NotFound,
+                &self.location,
+                Some(key),
+                "not found",
+            )
+            .with_source(e);
+        }
+        self.err(Some(key), e)
+    }
+
     async fn prepare_parent(&self, key: &ObjectKey, path: &Path) -> Result<PathBuf, TargetError> {
         let parent = path.parent().unwrap_or(&self.root).to_owned();
         let dir = parent.clone();
@@ -250,7 +265,7 @@ impl Target for LocalTarget {
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
         let file = tokio::fs::File::open(self.path_of(key))
             .await
-            .map_err(|e| self.err(Some(key), e))?;
+            .map_err(|e| self.lookup_err(key, e))?;
         Ok(Box::new(tokio::io::BufReader::with_capacity(
             1024 * 1024,
             file,
@@ -264,7 +279,7 @@ impl Target for LocalTarget {
     ) -> Result<ObjectReader, TargetError> {
         let mut file = tokio::fs::File::open(self.path_of(key))
             .await
-            .map_err(|e| self.err(Some(key), e))?;
+            .map_err(|e| self.lookup_err(key, e))?;
         let size = file
             .metadata()
             .await
@@ -281,7 +296,7 @@ impl Target for LocalTarget {
     async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
         let m = tokio::fs::metadata(self.path_of(key))
             .await
-            .map_err(|e| self.err(Some(key), e))?;
+            .map_err(|e| self.lookup_err(key, e))?;
         if !m.is_file() {
             return Err(TargetError::new(
                 TargetErrorKind::NotFound,
@@ -313,7 +328,7 @@ impl Target for LocalTarget {
     async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
         tokio::fs::remove_file(self.path_of(key))
             .await
-            .map_err(|e| self.err(Some(key), e))
+            .map_err(|e| self.lookup_err(key, e))
     }
 
     /// Creates the folder if needed, writes and deletes a probe, and reports free space.
