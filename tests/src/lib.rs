@@ -127,3 +127,69 @@ pub fn staging_entries(root: &Path) -> Vec<std::ffi::OsString> {
         .map(|e| e.file_name())
         .collect()
 }
+
+/// The shared libraries of the example plugin and the wrong-ABI fixture, built (or found up to
+/// date) by `cargo build` in this workspace's target folder.
+pub struct BuiltPlugins {
+    pub sumfolder: std::path::PathBuf,
+    pub wrong_abi: std::path::PathBuf,
+}
+
+/// Builds the plugin libraries once per test process. Test binaries live in
+/// `<target>/<profile>/deps`, so the target folder and profile are found from this executable.
+pub fn build_plugins() -> &'static BuiltPlugins {
+    static BUILT: std::sync::OnceLock<BuiltPlugins> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executables live in <target>/<profile>/deps")
+            .to_owned();
+        let target_dir = profile_dir.parent().expect("target folder").to_owned();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "sstore-example-sumfolder",
+            "-p",
+            "sstore-fixture-wrong-abi",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build for the plugins");
+        assert!(status.success(), "building the example plugins failed");
+        let lib = |name: &str| {
+            profile_dir.join(format!(
+                "{}{name}.{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_EXTENSION
+            ))
+        };
+        BuiltPlugins {
+            sumfolder: lib("sstore_example_sumfolder"),
+            wrong_abi: lib("sstore_fixture_wrong_abi"),
+        }
+    })
+}
+
+/// Copies a library into `folder` (created owner-only) and returns the copy: plugins are
+/// loaded only from files and folders that no other user can write.
+pub fn install_plugin(library: &Path, folder: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(folder).expect("plugin folder");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod plugin folder");
+    }
+    let copy = folder.join(library.file_name().expect("library file name"));
+    std::fs::copy(library, &copy).expect("copying the plugin");
+    copy
+}
