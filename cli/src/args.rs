@@ -35,6 +35,9 @@ pub struct GlobalArgs {
     /// Read the backup passphrase from FILE (instead of SSTORE_BACKUP_PASSPHRASE); without either, the store passphrase is used
     #[arg(long, global = true, value_name = "FILE")]
     pub backup_passphrase_file: Option<PathBuf>,
+    /// Load a target plugin (a shared library built with sstore-plugin); repeatable. Plugins in the config's `plugins` folder load too
+    #[arg(long = "plugin", global = true, value_name = "FILE")]
+    pub plugins: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +65,40 @@ pub enum Command {
     History(HistoryArgs),
     /// Decrypt and check a backup without restoring it
     Verify(VerifyArgs),
+    /// List target kinds and configured targets, or run the conformance kit against one
+    Targets(TargetsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    #[command(subcommand)]
+    pub command: Option<TargetsCommand>,
+    /// Print the listing as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsCommand {
+    /// List every target kind (built-in or plugin) and every configured target with its readiness (the default)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the target conformance kit against a configured target or a location; it writes, reads and deletes objects under a fresh `sstore-conformance-*` prefix
+    Test(TargetsTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsTestArgs {
+    /// A configured target's name, a folder, or a URL
+    pub target: String,
+    /// Size of the large streamed object, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub large_mib: u64,
+    /// How many keys the listing check writes
+    #[arg(long, value_name = "N", default_value_t = 1500)]
+    pub keys: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,9 +201,12 @@ pub enum BackupMethod {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The backup directory (a local folder) [default: the config's backup.directory]
+    /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
-    pub directory: Option<PathBuf>,
+    pub directory: Option<String>,
+    /// Where work files go when the directory is not a local folder [default: the config's backup.staging, else sstore/staging in the platform data folder]
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackupMethod::Full)]
     pub method: BackupMethod,
     /// What to back up (see --show-tree) [default: SecureStore]
@@ -190,9 +230,12 @@ pub enum RestoreMethodArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup directory (a local folder) [default: the config's backup.directory]
+    /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
-    pub directory: Option<PathBuf>,
+    pub directory: Option<String>,
+    /// Where work files go when the directory is not a local folder [default: the config's backup.staging, else sstore/staging in the platform data folder]
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
     /// The backup to restore [default: the newest successful backup]
     #[arg(long, value_name = "ID")]
     pub backup_id: Option<String>,
@@ -211,18 +254,21 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The backup directory (a local folder) [default: the config's backup.directory]
+    /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
-    pub directory: Option<PathBuf>,
+    pub directory: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The backup directory (a local folder) [default: the config's backup.directory]
+    /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
     #[arg(long, value_name = "DIR")]
-    pub directory: Option<PathBuf>,
+    pub directory: Option<String>,
+    /// Where work files go when the directory is not a local folder [default: the config's backup.staging, else sstore/staging in the platform data folder]
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
     /// The backup to verify [default: the newest successful backup]
     #[arg(long, value_name = "ID")]
     pub backup_id: Option<String>,

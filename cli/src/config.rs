@@ -1,8 +1,10 @@
-//! The configuration file (TOML). Unknown keys are errors that name the key.
+//! The configuration file (TOML). Unknown keys are errors that name the key (and, inside a
+//! `[[target]]`, the target). Default location: `sstore/config.toml` in the platform's config
+//! folder (`~/.config/sstore/config.toml` on Linux); `--config` or `SSTORE_CONFIG` overrides.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -10,17 +12,69 @@ use serde::Deserialize;
 pub struct Config {
     /// The store file.
     pub store: Option<PathBuf>,
+    /// A folder of run-time target plugins (shared libraries), loaded when a command needs
+    /// targets.
+    pub plugins: Option<PathBuf>,
     #[serde(default)]
     pub backup: BackupSection,
+    /// Named targets: `[[target]] name = "nas" kind = "smb" ...`.
+    #[serde(default, rename = "target")]
+    targets: Vec<toml::Table>,
+    #[serde(skip)]
+    pub named_targets: Vec<NamedTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
-    /// Default backup directory for backup, restore, history and verify.
-    pub directory: Option<PathBuf>,
+    /// Default backup directory for backup, restore, history and verify: a folder, a URL or
+    /// the name of a `[[target]]`.
+    pub directory: Option<String>,
+    /// Where work files go when the backup directory is not a local folder (the job lock, the
+    /// staged backup). Default: `sstore/staging` in the platform's data folder.
+    pub staging: Option<PathBuf>,
     /// Compress the store before encryption (default true).
     pub compress: Option<bool>,
+}
+
+/// A `[[target]]` entry: its name, kind, optional URL, and the kind's own settings.
+#[derive(Debug, Clone)]
+pub struct NamedTarget {
+    pub name: String,
+    pub kind: String,
+    pub url: Option<String>,
+    pub settings: toml::Table,
+}
+
+impl NamedTarget {
+    fn parse(index: usize, mut table: toml::Table) -> Result<Self> {
+        let mut take_string = |key: &str| -> Result<Option<String>> {
+            match table.remove(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s)),
+                Some(other) => bail!(
+                    "[[target]] #{}: `{key}` must be a string, not {}",
+                    index + 1,
+                    other.type_str()
+                ),
+            }
+        };
+        let name = take_string("name")?;
+        let kind = take_string("kind")?;
+        let url = take_string("url")?;
+        let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
+            bail!("[[target]] #{} has no `name`", index + 1);
+        };
+        let Some(kind) = kind else {
+            bail!("target '{name}' has no `kind` (see `sstore targets` for the kinds available)");
+        };
+        Ok(Self {
+            name,
+            kind,
+            url,
+            settings: table,
+        })
+    }
 }
 
 impl Config {
@@ -40,9 +94,43 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.store = config.store.map(|p| base.join(p));
-        config.backup.directory = config.backup.directory.map(|p| base.join(p));
+        config.plugins = config.plugins.map(|p| base.join(p));
+        config.backup.staging = config.backup.staging.map(|p| base.join(p));
+        config.backup.directory = config.backup.directory.map(|d| {
+            let is_local = !d.contains("://") && !d.starts_with("\\\\");
+            if is_local && Path::new(&d).is_relative() && !config_names_target(&config.targets, &d)
+            {
+                base.join(d).to_string_lossy().into_owned()
+            } else {
+                d
+            }
+        });
+        let mut named = Vec::new();
+        for (i, table) in std::mem::take(&mut config.targets).into_iter().enumerate() {
+            let target = NamedTarget::parse(i, table)
+                .with_context(|| format!("config file {}", path.display()))?;
+            if named.iter().any(|t: &NamedTarget| t.name == target.name) {
+                bail!(
+                    "config file {}: two targets are named '{}'",
+                    path.display(),
+                    target.name
+                );
+            }
+            named.push(target);
+        }
+        config.named_targets = named;
         Ok(config)
     }
+
+    pub fn target(&self, name: &str) -> Option<&NamedTarget> {
+        self.named_targets.iter().find(|t| t.name == name)
+    }
+}
+
+fn config_names_target(targets: &[toml::Table], name: &str) -> bool {
+    targets
+        .iter()
+        .any(|t| t.get("name").and_then(|v| v.as_str()) == Some(name))
 }
 
 pub fn default_path() -> Option<PathBuf> {
@@ -51,8 +139,16 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// The platform's default store location.
 pub fn default_store_path() -> PathBuf {
+    data_folder().join("store.db")
+}
+
+/// The default staging folder for backup directories that are not local folders.
+pub fn default_staging_path() -> PathBuf {
+    data_folder().join("staging")
+}
+
+fn data_folder() -> PathBuf {
     dirs::data_local_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("sstore")
-        .join("store.db")
 }

@@ -54,7 +54,9 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         println!();
         return Ok(());
     }
-    let dir = ctx.backup_directory(args.directory.as_ref())?;
+    let dir = ctx
+        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
+        .await?;
     // Fail early, before asking for a passphrase, if there is no store.
     ctx.open_store()?;
     let passphrase = backup_passphrase(ctx, true)?;
@@ -121,7 +123,9 @@ fn confirm_overwrite(path: &std::path::Path) -> Result<()> {
 }
 
 pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
-    let dir = ctx.backup_directory(args.directory.as_ref())?;
+    let dir = ctx
+        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
+        .await?;
     let (method, destination) = match args.method {
         RestoreMethodArg::Overwrite => (RestoreMethod::Overwrite, ctx.store_path.clone()),
         RestoreMethodArg::New => match args.new_store {
@@ -170,7 +174,7 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
 }
 
 pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
-    let dir = ctx.backup_directory(args.directory.as_ref())?;
+    let dir = ctx.backup_directory(args.directory.as_ref(), None).await?;
     let history: History = dir.load_history().await?;
     if args.json {
         return print_json(&history);
@@ -215,7 +219,9 @@ pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
 }
 
 pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
-    let dir = ctx.backup_directory(args.directory.as_ref())?;
+    let dir = ctx
+        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
+        .await?;
     let passphrase = backup_passphrase(ctx, false)?;
     let report = backup::run_verify(&dir, args.backup_id.as_deref(), &passphrase).await?;
     let m = &report.manifest;

@@ -4,15 +4,15 @@ mod app;
 mod backup;
 mod cred;
 mod store;
+mod targets;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use sstore_core::backup::BackupDirectory;
 use sstore_core::store::SecureStore;
+use sstore_core::target::Registry;
 use sstore_core::{Passphrase, store::UnlockedStore};
-use sstore_target_local::LocalTarget;
 
 use crate::args::{Cli, Command, GlobalArgs};
 use crate::config::{self, Config};
@@ -41,27 +41,26 @@ impl Context {
         Ok(store.unlock(&passphrase)?)
     }
 
+    /// Every target kind: built-in, plus the plugins the config and `--plugin` name.
+    pub fn registry(&self) -> Result<Registry> {
+        crate::targets::registry(&self.config, &self.global.plugins)
+    }
+
     /// The backup directory named by `--directory` or the config, with its staging folder.
-    pub fn backup_directory(&self, directory: Option<&PathBuf>) -> Result<BackupDirectory> {
-        let dir = match directory.or(self.config.backup.directory.as_ref()) {
-            Some(d) => d.clone(),
-            None => bail!(
-                "no backup directory: give --directory DIR, or set [backup] directory in the config file"
-            ),
-        };
-        let text = dir.to_string_lossy();
-        if text.contains("://") || (cfg!(not(windows)) && text.starts_with("\\\\")) {
+    pub async fn backup_directory(
+        &self,
+        directory: Option<&String>,
+        staging: Option<&Path>,
+    ) -> Result<BackupDirectory> {
+        let Some(text) = directory.or(self.config.backup.directory.as_ref()) else {
             bail!(
-                "'{text}' is a network location; this version backs up to local folders only \
-                 (network targets arrive with target plugins): give a local folder"
+                "no backup directory: give --directory DIR (a folder, URL or configured target), or set [backup] directory in the config file"
             );
-        }
-        // Work files live on the same disk as the backups, so staged files are linked, not copied.
-        let staging = dir.join(".sstore-staging");
-        Ok(BackupDirectory::new(
-            Arc::new(LocalTarget::new(dir)),
-            staging,
-        ))
+        };
+        let registry = self.registry()?;
+        let opened = crate::targets::open(&registry, &self.config, text).await?;
+        let staging = crate::targets::staging_for(&opened, staging, &self.config);
+        Ok(BackupDirectory::new(opened.target, staging))
     }
 }
 
@@ -88,6 +87,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => backup::restore(&ctx, args).await,
         Command::History(args) => backup::history(&ctx, args).await,
         Command::Verify(args) => backup::verify(&ctx, args).await,
+        Command::Targets(args) => targets::run(&ctx, args).await,
     }
 }
 
