@@ -52,7 +52,9 @@ impl BackupError {
             BackupError::ManifestMismatch { .. } | BackupError::RestoredCopyInvalid { .. } => {
                 ErrorCategory::Damaged
             }
-            BackupError::Locked { .. } => ErrorCategory::Locked,
+            BackupError::Locked { .. }
+            | BackupError::TargetLocked { .. }
+            | BackupError::LockInUse { .. } => ErrorCategory::Locked,
             _ => ErrorCategory::Failed,
         }
     }

@@ -58,6 +58,11 @@ impl BackupDirectory {
         self.target.as_ref()
     }
 
+    /// The target, shareable (for work that outlives a borrow, such as a spawned check).
+    pub fn target_arc(&self) -> Arc<dyn Target> {
+        self.target.clone()
+    }
+
     pub fn staging(&self) -> &Path {
         &self.staging
     }
@@ -109,10 +114,11 @@ impl BackupDirectory {
         Ok(())
     }
 
-    /// Adds `entry` to the history (re-read first so nothing recorded meanwhile is lost).
+    /// Adds `entry` to the history, replacing an earlier entry of the same job (re-read first
+    /// so nothing recorded meanwhile is lost).
     pub async fn record(&self, entry: HistoryEntry) -> Result<(), BackupError> {
         let mut history = self.load_history().await?;
-        history.entries.push(entry);
+        history.upsert(entry);
         self.save_history(&history).await
     }
 

@@ -42,6 +42,28 @@ pub enum BackupError {
     History { file: String, reason: String },
     #[error("another sstore job is using {}: {holder}; wait for it to finish", path.display())]
     Locked { path: PathBuf, holder: String },
+    #[error("{location} is locked by {holder}{}", lock_hint(location, stale.as_deref()))]
+    TargetLocked {
+        location: String,
+        holder: String,
+        /// Why the lock is stale, when it is.
+        stale: Option<String>,
+    },
+    #[error(
+        "the lock on {location} belongs to a running job ({holder}); add --force only if you are sure it is not running"
+    )]
+    LockInUse { location: String, holder: String },
+    #[error("nothing to resume in {}: no interrupted job was found there", staging.display())]
+    NothingToResume { staging: PathBuf },
+    #[error(
+        "not enough free space for the backup in {}: about {needed} bytes needed, {free} free; free some space, choose another --staging, or add --force",
+        path.display()
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     #[error("unknown item '{item}'; items that can be backed up: {}", available.join(", "))]
     UnknownItem {
         item: String,
@@ -55,6 +77,15 @@ pub enum BackupError {
     RestoredCopyInvalid { id: String, reason: String },
     #[error("a background task failed: {0}")]
     Task(String),
+}
+
+fn lock_hint(location: &str, stale: Option<&str>) -> String {
+    match stale {
+        Some(why) => format!(
+            "; the lock is stale ({why}): break it with `sstore unlock --directory {location}`"
+        ),
+        None => "; wait for that job to finish".to_owned(),
+    }
 }
 
 fn io_hint(err: &std::io::Error) -> &'static str {

@@ -11,6 +11,7 @@ pub const HISTORY_FORMAT: u32 = 1;
 pub enum JobKind {
     Backup,
     Restore,
+    Prune,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub enum JobKind {
 pub enum JobStatus {
     Succeeded,
     Failed,
+    /// A backup removed by `sstore prune`: listed for the record, its folder is gone.
+    Pruned,
 }
 
 impl std::fmt::Display for JobStatus {
@@ -25,6 +28,7 @@ impl std::fmt::Display for JobStatus {
         f.write_str(match self {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Pruned => "pruned",
         })
     }
 }
@@ -60,6 +64,13 @@ pub struct HistoryEntry {
     /// For a restore: the store file written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_to: Option<String>,
+    /// For a backup sent to several destinations: how the job went on each (this directory's
+    /// own copy is `status`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<super::journal::CopyRecord>,
+    /// For a prune: the folders removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
 }
 
 /// The whole history, oldest first.
@@ -92,6 +103,19 @@ impl History {
             .iter()
             .rev()
             .find(|e| e.kind == JobKind::Backup && e.status == JobStatus::Succeeded)
+    }
+
+    /// Adds `entry`, or replaces the entry of the same job (a resumed job recording its
+    /// outcome again).
+    pub fn upsert(&mut self, entry: HistoryEntry) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|e| e.kind == entry.kind && e.id == entry.id)
+        {
+            Some(existing) => *existing = entry,
+            None => self.entries.push(entry),
+        }
     }
 
     /// The highest folder number any entry uses.

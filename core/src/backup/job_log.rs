@@ -72,4 +72,26 @@ impl JobLog {
         out.push('\n');
         out
     }
+
+    /// A new, empty log that reports to the same observer (for a second job in one run).
+    pub fn fresh(&self) -> Self {
+        Self {
+            inner: Arc::default(),
+            observer: self.observer.clone(),
+        }
+    }
+
+    /// Puts back the lines of an earlier part of this job (a resumed job's log), without
+    /// passing them to the observer again.
+    pub fn continue_from(&self, earlier: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for line in earlier.lines().filter(|l| !l.trim().is_empty()) {
+            if line.contains(" [warning] ") {
+                inner.warnings += 1;
+            } else if line.contains(" [error] ") {
+                inner.errors += 1;
+            }
+            inner.lines.push(line.to_owned());
+        }
+    }
 }

@@ -2,30 +2,46 @@
 //! `sstorebrtoc.json` (the history) and one numbered folder per backup, `sstorebrNNNN/`,
 //! holding the encrypted backup, its manifest and its job log.
 //!
-//! The job runs in one place ([`run_backup`], [`run_restore`], [`run_verify`]); the directory
-//! is reached through a [`crate::target::Target`] and work files go to a local staging folder.
+//! The job runs in one place ([`run_job`], [`run_restore`], [`run_verify`]); directories are
+//! reached through [`crate::target::Target`]s and work files go to a local staging folder,
+//! which also holds a backup until every destination has verified its copy.
 
 mod decode;
 mod directory;
 mod error;
+pub mod events;
 mod history;
 mod job_log;
+pub mod journal;
 mod lock;
 mod manifest;
+pub mod prune;
 mod restore;
+pub mod retry;
 mod run;
+mod stage;
+pub mod target_lock;
+mod transfer;
 mod verify;
 
 pub use directory::{
     BACKUP_FILE, BackupDirectory, LOG_FILE, MANIFEST_FILE, RESTORE_LOG_FILE, TOC_FILE,
 };
 pub use error::BackupError;
+pub use events::{EventSink, JobEvent};
 pub use history::{History, HistoryEntry, JobKind, JobStatus};
 pub use job_log::JobLog;
+pub use journal::{CopyRecord, CopyState, JobJournal, JobRecord, JobState};
 pub use lock::JobLock;
 pub use manifest::Manifest;
+pub use prune::{PruneReport, PruneRules, run_prune};
 pub use restore::{RestoreMethod, RestoreReport, RestoreRequest, run_restore};
-pub use run::{BackupOptions, BackupReport, ITEM_NAME, StoreTree, run_backup, show_tree};
+pub use retry::RetryPolicy;
+pub use run::{
+    BackupJob, BackupOptions, BackupReport, ITEM_NAME, JobOutcome, PublishedBackup, StoreTree,
+    TransferOptions, run_backup, run_job, show_tree,
+};
+pub use transfer::Destination;
 pub use verify::{VerifyReport, run_verify};
 
 /// The current time as RFC 3339 (UTC, second precision).

@@ -159,6 +159,8 @@ pub async fn run_restore(
         plaintext_size: Some(manifest.plaintext_size),
         key_generation: Some(manifest.master_key_generation),
         backup_id: Some(backup.id.clone()),
+        copies: Vec::new(),
+        removed: Vec::new(),
         restored_to: Some(dest.display().to_string()),
     };
     let result = restore_into(dir, request, passphrase, log, &backup, &manifest).await;

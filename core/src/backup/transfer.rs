@@ -1,0 +1,348 @@
+//! Sending one staged backup to one destination: the backup file, its manifest and its log
+//! into the numbered folder, each verified on the destination (size and SHA-256, by read-back or
+//! a checksum the service computed over the bytes), then the destination's history. Every step
+//! retries temporary failures; an object already on the destination with the right content is
+//! never sent again, which is what makes an interrupted transfer resumable.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+use super::directory::{BACKUP_FILE, LOG_FILE, MANIFEST_FILE};
+use super::events::{EventSink, JobEvent};
+use super::retry::{RetryPolicy, with_retry};
+use super::{BackupDirectory, BackupError, HistoryEntry, JobLog, Manifest};
+use crate::target::{
+    self, ObjectKey, PutMode, PutOptions, RetryStatus, TargetError, TargetErrorKind,
+};
+
+/// One place a job sends its backup to.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// What the user called it: a configured target's name, or the location.
+    pub name: String,
+    pub dir: BackupDirectory,
+    /// The destination is a local folder on the staging disk: hand it the staged file (a hard
+    /// link where possible) instead of streaming it.
+    pub local: bool,
+}
+
+/// A staged backup ready to send: its folder in the staging area and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedBackup {
+    pub dir: PathBuf,
+    pub folder: String,
+    pub manifest: Manifest,
+}
+
+impl StagedBackup {
+    pub fn backup_path(&self) -> PathBuf {
+        self.dir.join(BACKUP_FILE)
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(MANIFEST_FILE)
+    }
+}
+
+/// What a copy needs besides its destination.
+#[derive(Clone)]
+pub(crate) struct CopyJob {
+    pub staged: Arc<StagedBackup>,
+    pub entry: HistoryEntry,
+    pub retry: RetryPolicy,
+    pub log: JobLog,
+    pub events: EventSink,
+    /// Log a progress line every this many percent (0: never).
+    pub percentage: u8,
+    /// Counts the attempts made (for the job record).
+    pub attempts: Arc<AtomicU32>,
+    pub bytes_sent: Arc<AtomicU64>,
+}
+
+/// Sends the staged backup to `dest` and records it in the destination's history.
+pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), BackupError> {
+    let staged = &job.staged;
+    let dir = &dest.dir;
+    let bak = dir.object(&staged.folder, BACKUP_FILE)?;
+    let what = format!("{}: {}", dest.name, dir.describe(&bak));
+    let (backup_path, manifest_path) = (staged.backup_path(), staged.manifest_path());
+    with_retry(&job.retry, &format!("upload to {what}"), &job.log, |_| {
+        job.attempts.fetch_add(1, Ordering::Relaxed);
+        ensure_object(dest, &bak, &backup_path, job, true)
+    })
+    .await?;
+    job.log.info(format!(
+        "{}: {} verified ({} bytes, SHA-256 {})",
+        dest.name,
+        dir.describe(&bak),
+        staged.manifest.backup_size,
+        staged.manifest.backup_sha256
+    ));
+
+    let manifest_key = dir.object(&staged.folder, MANIFEST_FILE)?;
+    with_retry(
+        &job.retry,
+        &format!("upload to {}", dir.describe(&manifest_key)),
+        &job.log,
+        |_| ensure_object(dest, &manifest_key, &manifest_path, job, false),
+    )
+    .await?;
+
+    let mut entry = job.entry.clone();
+    entry.warnings = job.log.warnings();
+    entry.errors = job.log.errors();
+    let log_key = dir.object(&staged.folder, LOG_FILE)?;
+    let log_text = job.log.render();
+    with_retry(
+        &job.retry,
+        &format!("upload to {}", dir.describe(&log_key)),
+        &job.log,
+        |_| async {
+            target::put_bytes(
+                dir.target(),
+                &log_key,
+                log_text.as_bytes(),
+                PutMode::Overwrite,
+            )
+            .await
+            .map(|_| ())
+        },
+    )
+    .await?;
+
+    // Last: the history. Until this write the backup is not listed on this destination.
+    let mut attempt_error = None;
+    for attempt in 1..=job.retry.max_attempts.max(1) {
+        match dir.record(entry.clone()).await {
+            Ok(()) => {
+                attempt_error = None;
+                break;
+            }
+            Err(BackupError::Target(e)) if e.is_temporary() => {
+                job.log.warn(format!(
+                    "{}: recording the history, attempt {attempt} failed: {e}",
+                    dest.name
+                ));
+                tokio::time::sleep(job.retry.delay(attempt)).await;
+                attempt_error = Some(BackupError::Target(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match attempt_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Makes `key` hold exactly the staged file at `path`: leaves a verified copy alone, uploads
+/// otherwise, then verifies. A copy that fails verification is deleted and the error is
+/// temporary, so the retry sends it again.
+async fn ensure_object(
+    dest: &Destination,
+    key: &ObjectKey,
+    path: &Path,
+    job: &CopyJob,
+    report_progress: bool,
+) -> Result<(), TargetError> {
+    let target = dest.dir.target();
+    let (size, sha256) = if report_progress {
+        (
+            job.staged.manifest.backup_size,
+            job.staged.manifest.backup_sha256.clone(),
+        )
+    } else {
+        file_digest(path).await.map_err(|e| {
+            TargetError::from_io(&target.location(), Some(key), e)
+                .with_retry(RetryStatus::Permanent)
+                .context(format!("reading the staged {}", path.display()))
+        })?
+    };
+    match target.stat(key).await {
+        Ok(meta) if meta.size == size => {
+            if object_digest(dest, key, meta.sha256.as_deref()).await? == sha256 {
+                job.log.info(format!(
+                    "{}: {} is already there and verified; not sent again",
+                    dest.name,
+                    dest.dir.describe(key)
+                ));
+                if report_progress {
+                    job.bytes_sent.store(size, Ordering::Relaxed);
+                    job.events.emit(JobEvent::Progress {
+                        target: dest.name.clone(),
+                        bytes: size,
+                        total: size,
+                    });
+                }
+                return Ok(());
+            }
+            return Err(different_content(dest, key));
+        }
+        Ok(_) => return Err(different_content(dest, key)),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
+
+    if dest.local {
+        target.put_file(key, path, PutMode::Create).await?;
+        if report_progress {
+            progress_callback(dest, job, size)(size);
+        }
+    } else {
+        let file = tokio::fs::File::open(path).await.map_err(|e| {
+            TargetError::from_io(&target.location(), Some(key), e)
+                .with_retry(RetryStatus::Permanent)
+                .context(format!("opening the staged {}", path.display()))
+        })?;
+        let file = tokio::io::BufReader::with_capacity(1024 * 1024, file);
+        let mut body = ProgressReader {
+            inner: file,
+            sent: 0,
+            on_progress: if report_progress {
+                Some(progress_callback(dest, job, size))
+            } else {
+                None
+            },
+        };
+        target
+            .put(key, &mut body, PutOptions::create().with_length(size))
+            .await?;
+    }
+
+    let meta = target.stat(key).await?;
+    let digest = object_digest(dest, key, meta.sha256.as_deref()).await?;
+    if meta.size != size || digest != sha256 {
+        let _ = target.delete(key).await;
+        return Err(TargetError::new(
+            TargetErrorKind::InvalidData,
+            &target.location(),
+            Some(key),
+            format!(
+                "the copy read back is {} bytes with SHA-256 {digest}, the staged file is {size} bytes with SHA-256 {sha256}; removed it, sending again",
+                meta.size
+            ),
+        )
+        .with_retry(RetryStatus::Temporary));
+    }
+    Ok(())
+}
+
+fn different_content(dest: &Destination, key: &ObjectKey) -> TargetError {
+    TargetError::new(
+        TargetErrorKind::AlreadyExists,
+        &dest.dir.location(),
+        Some(key),
+        "an object with different content is already there and a published object is never overwritten; \
+         move it away (it is not listed in the history) and run the job again",
+    )
+}
+
+/// The SHA-256 of an object on the destination: the service's own checksum when the target
+/// reports one computed over the stored bytes, else a full read-back.
+async fn object_digest(
+    dest: &Destination,
+    key: &ObjectKey,
+    server_sha256: Option<&str>,
+) -> Result<String, TargetError> {
+    let target = dest.dir.target();
+    if target.capabilities().server_sha256
+        && let Some(sha) = server_sha256
+    {
+        return Ok(sha.to_ascii_lowercase());
+    }
+    let mut reader = target.get(key).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|e| TargetError::from_io(&target.location(), Some(key), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+async fn file_digest(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Reports bytes sent: a progress event per MiB and a log line every `percentage` percent.
+fn progress_callback(dest: &Destination, job: &CopyJob, total: u64) -> ProgressFn {
+    let (name, events, log) = (dest.name.clone(), job.events.clone(), job.log.clone());
+    let step = u64::from(job.percentage);
+    let last_event = AtomicU64::new(0);
+    let last_step = AtomicU64::new(0);
+    let bytes_sent = job.bytes_sent.clone();
+    Arc::new(move |sent: u64| {
+        bytes_sent.store(sent, Ordering::Relaxed);
+        if sent == total || sent - last_event.load(Ordering::Relaxed) >= 1024 * 1024 {
+            last_event.store(sent, Ordering::Relaxed);
+            events.emit(JobEvent::Progress {
+                target: name.clone(),
+                bytes: sent,
+                total,
+            });
+        }
+        if step > 0 && total > 0 {
+            let percent = sent.saturating_mul(100) / total;
+            let reached = percent / step * step;
+            if reached > last_step.load(Ordering::Relaxed) {
+                last_step.store(reached, Ordering::Relaxed);
+                log.info(format!("{name}: {reached}% sent ({sent} of {total} bytes)"));
+            }
+        }
+    })
+}
+
+/// Counts the bytes read through it and reports them.
+struct ProgressReader<R> {
+    inner: R,
+    sent: u64,
+    on_progress: Option<ProgressFn>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for ProgressReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            let n = (buf.filled().len() - before) as u64;
+            if n > 0 {
+                self.sent += n;
+                let sent = self.sent;
+                if let Some(report) = &self.on_progress {
+                    report(sent);
+                }
+            }
+        }
+        poll
+    }
+}
