@@ -325,10 +325,25 @@ impl Target for LocalTarget {
         .map_err(|e| TargetError::new(TargetErrorKind::Io, &self.location, None, e.to_string()))?
     }
 
+    /// Removes the file, then each folder above it that is left empty (up to the root), so
+    /// deleting every object of a folder leaves no empty folder behind.
     async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
-        tokio::fs::remove_file(self.path_of(key))
+        let path = self.path_of(key);
+        tokio::fs::remove_file(&path)
             .await
-            .map_err(|e| self.lookup_err(key, e))
+            .map_err(|e| self.lookup_err(key, e))?;
+        let mut folder = path.parent();
+        while let Some(dir) = folder {
+            if dir == self.root || !dir.starts_with(&self.root) {
+                break;
+            }
+            // Fails (harmlessly) as soon as a folder still holds something.
+            if tokio::fs::remove_dir(dir).await.is_err() {
+                break;
+            }
+            folder = dir.parent();
+        }
+        Ok(())
     }
 
     /// Creates the folder if needed, writes and deletes a probe, and reports free space.
