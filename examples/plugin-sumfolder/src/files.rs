@@ -90,6 +90,7 @@ pub struct SumUpload {
     hasher: Sha256,
     written: u64,
     fail_after_bytes: Option<u64>,
+    stall_ms: Option<u64>,
 }
 
 impl SumUpload {
@@ -98,6 +99,7 @@ impl SumUpload {
         sum: PathBuf,
         mode: PutMode,
         fail_after_bytes: Option<u64>,
+        stall_ms: Option<u64>,
     ) -> sstore_plugin::Result<Self> {
         if let Some(parent) = object.parent() {
             create_dirs(parent)?;
@@ -113,6 +115,7 @@ impl SumUpload {
             hasher: Sha256::new(),
             written: 0,
             fail_after_bytes,
+            stall_ms,
         })
     }
 
@@ -152,6 +155,9 @@ impl SumUpload {
 
 impl sstore_plugin::Upload for SumUpload {
     fn write(&mut self, data: &[u8]) -> sstore_plugin::Result<()> {
+        if let Some(ms) = self.stall_ms {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         self.written += data.len() as u64;
         if let Some(limit) = self.fail_after_bytes
             && self.written > limit

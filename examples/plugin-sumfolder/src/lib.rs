@@ -9,8 +9,11 @@
 //!
 //! Settings: `path` (or a `sumfolder:///absolute/path` URL). Two testing aids, for exercising
 //! sstore's error handling: `fail_after_bytes = N` fails every upload with a temporary I/O
-//! error once N bytes were written to it, and `panic_on = "put" | "get" | "stat" | "list" |
-//! "delete" | "readiness" | "open"` panics inside that operation.
+//! error once N bytes were written to it; `fail_backup_puts = K` fails the first K uploads of
+//! `*.bak` objects with a temporary I/O error (then they work); `refuse_backup_puts = true`
+//! refuses every upload of a `*.bak` object as permission denied (permanent); `stall_ms = N` sleeps N ms in
+//! every chunk written to a `*.bak` object (a slow or stalled server); and `panic_on = "put" |
+//! "get" | "stat" | "list" | "delete" | "readiness" | "open"` panics inside that operation.
 
 mod files;
 
@@ -28,6 +31,9 @@ use files::{SumDownload, SumUpload};
 struct Settings {
     path: Option<PathBuf>,
     fail_after_bytes: Option<u64>,
+    fail_backup_puts: Option<u32>,
+    refuse_backup_puts: Option<bool>,
+    stall_ms: Option<u64>,
     panic_on: Option<String>,
 }
 
@@ -35,6 +41,10 @@ struct Settings {
 pub struct SumFolder {
     root: PathBuf,
     fail_after_bytes: Option<u64>,
+    /// Uploads of backup files still to fail.
+    fail_backup_puts: std::sync::atomic::AtomicU32,
+    refuse_backup_puts: bool,
+    stall_ms: Option<u64>,
     panic_on: Option<String>,
 }
 
@@ -105,6 +115,9 @@ impl Plugin for SumFolder {
         Ok(Self {
             root,
             fail_after_bytes: settings.fail_after_bytes,
+            fail_backup_puts: settings.fail_backup_puts.unwrap_or(0).into(),
+            refuse_backup_puts: settings.refuse_backup_puts.unwrap_or(false),
+            stall_ms: settings.stall_ms,
             panic_on: settings.panic_on,
         })
     }
@@ -116,11 +129,30 @@ impl Plugin for SumFolder {
         _length: Option<u64>,
     ) -> sstore_plugin::Result<SumUpload> {
         self.maybe_panic("put");
+        let backup_file = key.ends_with(".bak");
+        if backup_file && self.refuse_backup_puts {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "permission denied (injected, refuse_backup_puts)",
+            ));
+        }
+        if backup_file {
+            use std::sync::atomic::Ordering;
+            let left = self.fail_backup_puts.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_backup_puts.store(left - 1, Ordering::SeqCst);
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("injected temporary failure ({left} left, fail_backup_puts)"),
+                ));
+            }
+        }
         SumUpload::begin(
             self.object_path(key),
             self.sum_path(key),
             mode,
             self.fail_after_bytes,
+            self.stall_ms.filter(|_| backup_file),
         )
     }
 
