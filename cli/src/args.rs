@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Keep a Secure Store of credentials and back it up, encrypted.",
     after_help = "Passphrases: the store passphrase comes from SSTORE_PASSPHRASE, --passphrase-file, or a prompt. \
 The backup passphrase comes from SSTORE_BACKUP_PASSPHRASE or --backup-passphrase-file and falls back to the store passphrase.\n\n\
-Exit codes: 0 ok, 1 failed, 2 usage, 3 wrong passphrase, 4 no store, 5 backup damaged or not matching its manifest, 6 another job holds the backup directory."
+Exit codes: 0 ok, 1 failed, 2 usage, 3 wrong passphrase, 4 no store, 5 backup damaged or not matching its manifest, 6 another job holds the backup directory or a target, 7 partial success (some targets have the backup, others failed)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -67,6 +67,54 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List target kinds and configured targets, or run the conformance kit against one
     Targets(TargetsArgs),
+    /// Show the running backup job, if any, and the readiness of every configured target
+    Status(StatusArgs),
+    /// Check that a backup can run, without writing one (same as `backup --what-if`)
+    Readiness(BackupArgs),
+    /// Remove old backups from a backup directory or target, keeping what the rules say
+    Prune(PruneArgs),
+    /// Break a stale lock left on a backup directory or target by a job that is gone
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The backup directory: a folder, a URL, a UNC path, or a configured target's name [default: the config's backup.directory]
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    pub directory: Option<String>,
+    /// A configured target's name, or a URL / UNC path
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Keep the newest N successful backups
+    #[arg(long, value_name = "N")]
+    pub keep_last: usize,
+    /// Also keep every successful backup younger than this (e.g. 30d, 12h, 2w)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Say what would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The backup directory: a folder, a URL, a UNC path, or a configured target's name [default: the config's backup.directory]
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    pub directory: Option<String>,
+    /// A configured target's name, or a URL / UNC path
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Break the lock even if its job looks alive (only when you know it is not running)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +260,27 @@ pub struct BackupArgs {
     /// What to back up (see --show-tree) [default: SecureStore]
     #[arg(long, value_name = "NAME")]
     pub item: Option<String>,
+    /// Also send the backup to this target (a configured target's name, a URL or a UNC path); repeatable. The backup is staged locally first, then every target receives it [default: the config's backup.targets]
+    #[arg(long = "target", value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Keep the staged copy after every target has verified it [default: the config's backup.keep_local, else no]
+    #[arg(long)]
+    pub keep_local: bool,
+    /// Only finish an interrupted job found in the staging folder; take no new backup (a plain `sstore backup` finishes it first, then takes a new one)
+    #[arg(long)]
+    pub resume: bool,
+    /// Check that the backup can run (store, passphrase, staging space, every target), and write nothing
+    #[arg(long)]
+    pub what_if: bool,
+    /// Run even when the staging folder looks too small for the backup
+    #[arg(long)]
+    pub force: bool,
+    /// A progress line in the job log (and on screen with --verbose) every N percent
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub percentage: Option<u8>,
+    /// Print one JSON event per line (started, progress, target-done, warning, error, summary) instead of text
+    #[arg(long)]
+    pub json: bool,
     /// Print each step of the job as it happens
     #[arg(long)]
     pub verbose: bool,
@@ -231,8 +300,11 @@ pub enum RestoreMethodArg {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub directory: Option<String>,
+    /// Restore from a target (a configured target's name, a URL or a UNC path): the backup is read from there alone
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
     /// Where work files go when the directory is not a local folder [default: the config's backup.staging, else sstore/staging in the platform data folder]
     #[arg(long, value_name = "DIR")]
     pub staging: Option<PathBuf>,
@@ -255,8 +327,14 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["target", "jobs"])]
     pub directory: Option<String>,
+    /// The history kept on a target (a configured target's name, a URL or a UNC path)
+    #[arg(long, value_name = "TARGET", conflicts_with = "jobs")]
+    pub target: Option<String>,
+    /// The local job records instead: every backup job with its state and each target's outcome
+    #[arg(long)]
+    pub jobs: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -264,8 +342,14 @@ pub struct HistoryArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
     pub directory: Option<String>,
+    /// Verify the copies on a target (a configured target's name, a URL or a UNC path)
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Verify every successful backup, not only the newest
+    #[arg(long, conflicts_with = "backup_id")]
+    pub all: bool,
     /// Where work files go when the directory is not a local folder [default: the config's backup.staging, else sstore/staging in the platform data folder]
     #[arg(long, value_name = "DIR")]
     pub staging: Option<PathBuf>,

@@ -17,6 +17,8 @@ pub struct Config {
     pub plugins: Option<PathBuf>,
     #[serde(default)]
     pub backup: BackupSection,
+    #[serde(default)]
+    pub transfer: TransferSection,
     /// Named targets: `[[target]] name = "nas" kind = "smb" ...`.
     #[serde(default, rename = "target")]
     targets: Vec<toml::Table>,
@@ -35,6 +37,32 @@ pub struct BackupSection {
     pub staging: Option<PathBuf>,
     /// Compress the store before encryption (default true).
     pub compress: Option<bool>,
+    /// Targets every `sstore backup` sends to when no `--target` is given (names or URLs).
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Keep the staged copy after every target verified it (default false).
+    pub keep_local: Option<bool>,
+    /// Folder of job records (`sstore history --jobs`, `sstore status`). Default:
+    /// `sstore/jobs` in the platform's data folder.
+    pub jobs: Option<PathBuf>,
+    /// Progress lines in the job log every N percent (default 5; 0 for none).
+    pub percentage: Option<u8>,
+}
+
+/// `[transfer]`: how staged backups reach the targets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSection {
+    /// Targets receiving at the same time (default 4).
+    pub concurrency: Option<usize>,
+    /// Attempts per step, the first included (default 10).
+    pub attempts: Option<u32>,
+    /// First wait before a retry, in milliseconds; doubles each time (default 1000).
+    pub retry_delay_ms: Option<u64>,
+    /// Longest wait between retries, in milliseconds (default 60000).
+    pub max_retry_delay_ms: Option<u64>,
+    /// No retry starts after this many seconds of one step (default 1800).
+    pub deadline_secs: Option<u64>,
 }
 
 /// A `[[target]]` entry: its name, kind, optional URL, and the kind's own settings.
@@ -96,6 +124,7 @@ impl Config {
         config.store = config.store.map(|p| base.join(p));
         config.plugins = config.plugins.map(|p| base.join(p));
         config.backup.staging = config.backup.staging.map(|p| base.join(p));
+        config.backup.jobs = config.backup.jobs.map(|p| base.join(p));
         config.backup.directory = config.backup.directory.map(|d| {
             let is_local = !d.contains("://") && !d.starts_with("\\\\");
             if is_local && Path::new(&d).is_relative() && !config_names_target(&config.targets, &d)
@@ -145,6 +174,11 @@ pub fn default_store_path() -> PathBuf {
 /// The default staging folder for backup directories that are not local folders.
 pub fn default_staging_path() -> PathBuf {
     data_folder().join("staging")
+}
+
+/// The default folder of job records.
+pub fn default_jobs_path() -> PathBuf {
+    data_folder().join("jobs")
 }
 
 fn data_folder() -> PathBuf {

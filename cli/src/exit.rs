@@ -9,6 +9,7 @@ pub const WRONG_PASSPHRASE: i32 = 3;
 pub const NO_STORE: i32 = 4;
 pub const DAMAGED: i32 = 5;
 pub const LOCKED: i32 = 6;
+pub const PARTIAL: i32 = 7;
 
 fn category(err: &anyhow::Error) -> ErrorCategory {
     for cause in err.chain() {
@@ -26,6 +27,9 @@ fn category(err: &anyhow::Error) -> ErrorCategory {
 }
 
 pub fn code(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|c| c.downcast_ref::<Partial>().is_some()) {
+        return PARTIAL;
+    }
     match category(err) {
         ErrorCategory::Failed => FAILED,
         ErrorCategory::WrongPassphrase => WRONG_PASSPHRASE,
@@ -50,3 +54,15 @@ pub fn describe(err: &anyhow::Error) -> String {
     }
     out
 }
+
+/// A job that reached some targets and not others (exit code 7).
+#[derive(Debug)]
+pub struct Partial(pub String);
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Partial {}

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod exit;
 mod passphrase;
+mod progress;
 mod targets;
 
 use clap::Parser;

@@ -160,14 +160,19 @@ fn history(sb: &Sandbox, dir: &str) -> Vec<serde_json::Value> {
     h["entries"].as_array().unwrap().clone()
 }
 
+/// Whether the staging folder, or a job's subfolder in it, holds a file ending in `suffix`.
 fn staging_has(dir: &Path, suffix: &str) -> bool {
-    std::fs::read_dir(dir.join(".sstore-staging"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(suffix))
-        })
-        .unwrap_or(false)
+    fn has(folder: &Path, suffix: &str, depth: u8) -> bool {
+        std::fs::read_dir(folder)
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name().to_string_lossy().ends_with(suffix)
+                        || (depth > 0 && e.path().is_dir() && has(&e.path(), suffix, depth - 1))
+                })
+            })
+            .unwrap_or(false)
+    }
+    has(&dir.join(".sstore-staging"), suffix, 1)
 }
 
 #[test]
@@ -210,8 +215,9 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
         let was_running = kill_when(&mut child, ready, Duration::from_millis(delay));
         interrupted += usize::from(was_running);
         let entries = history(&sb, &dir);
+        // This run adds at most its own backup and one it resumed from an earlier kill.
         assert!(
-            entries.len() == listed_before || entries.len() == listed_before + 1,
+            entries.len() >= listed_before && entries.len() <= listed_before + 2,
             "{phase}"
         );
         // Whatever is listed as succeeded is complete and verifies.

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sstore_core::backup::{BackupDirectory, JobLog, JobStatus, LOG_FILE, run_backup};
+use sstore_core::backup::{
+    BackupDirectory, BackupJob, Destination, EventSink, JobLog, JobStatus, LOG_FILE,
+    TransferOptions, run_backup, run_job, run_verify,
+};
 use sstore_core::target::{
     Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
     Target, TargetError, TargetErrorKind,
@@ -22,7 +25,8 @@ struct FailingPuts {
 
 impl FailingPuts {
     fn check(&self, key: &ObjectKey, mode: PutMode) -> Result<(), TargetError> {
-        if mode == PutMode::Create && key.as_str().ends_with(self.fail_suffix) {
+        let _ = mode;
+        if key.as_str().ends_with(self.fail_suffix) {
             return Err(TargetError::new(
                 TargetErrorKind::NoSpace,
                 &self.location(),
@@ -111,7 +115,41 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
             "{step}"
         );
         assert!(history.newest_successful_backup().is_none(), "{step}");
-        // The staged work files are gone.
+        // The staged copy stays for the next run, which resumes the transfer: the same backup
+        // ends up published, verified and listed as succeeded.
+        let mut staged = staging_entries(&root);
+        staged.sort();
+        let mut expected = vec![std::ffi::OsString::from(&entry.id), "sstore.lock".into()];
+        expected.sort();
+        assert_eq!(staged, expected, "{step}");
+        let healthy = local_directory(&root);
+        let job = BackupJob {
+            store_path: store_path.clone(),
+            staging: healthy.staging().to_owned(),
+            destinations: vec![Destination {
+                name: "backups".into(),
+                dir: healthy.clone(),
+                local: true,
+            }],
+            journal: None,
+            transfer: TransferOptions::default(),
+            events: EventSink::default(),
+            resume_only: true,
+        };
+        let report = run_job(&job, None, &options, &JobLog::new()).await.unwrap();
+        let resumed = report.resumed.unwrap();
+        assert!(resumed.succeeded(), "{step}: {:?}", resumed.error);
+        assert!(report.new.is_none());
+        let history = healthy.load_history().await.unwrap();
+        assert_eq!(history.entries.len(), 1, "{step}");
+        assert_eq!(history.entries[0].status, JobStatus::Succeeded, "{step}");
+        assert_eq!(history.entries[0].id, entry.id, "{step}");
         assert_eq!(staging_entries(&root), ["sstore.lock"], "{step}");
+        run_verify(&healthy, None, &passphrase()).await.unwrap();
+        // Nothing left to resume.
+        let err = run_job(&job, None, &options, &JobLog::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("nothing to resume"), "{err}");
     }
 }

@@ -4,15 +4,14 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 use sstore_core::backup::{
-    self, BackupOptions, History, JobKind, JobLog, RestoreMethod, RestoreRequest,
+    self, History, JobKind, JobLog, JobStatus, RestoreMethod, RestoreRequest,
 };
-use sstore_core::format::Compression;
 
 use super::{Context, print_json};
-use crate::args::{BackupArgs, HistoryArgs, RestoreArgs, RestoreMethodArg, VerifyArgs};
+use crate::args::{HistoryArgs, RestoreArgs, RestoreMethodArg, VerifyArgs};
 use crate::passphrase;
 
-fn job_log(verbose: bool) -> JobLog {
+pub(super) fn job_log(verbose: bool) -> JobLog {
     if verbose {
         JobLog::with_observer(|line| eprintln!("{line}"))
     } else {
@@ -20,7 +19,7 @@ fn job_log(verbose: bool) -> JobLog {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -37,7 +36,10 @@ fn human_bytes(n: u64) -> String {
 
 /// The backup passphrase. When it falls back to the store passphrase, check that it opens the
 /// store's Master Key first, so a mistyped passphrase never produces a backup nobody can open.
-fn backup_passphrase(ctx: &Context, check_store: bool) -> Result<sstore_core::Passphrase> {
+pub(super) fn backup_passphrase(
+    ctx: &Context,
+    check_store: bool,
+) -> Result<sstore_core::Passphrase> {
     let (passphrase, fell_back) = passphrase::backup(
         ctx.global.backup_passphrase_file.as_deref(),
         ctx.global.passphrase_file.as_deref(),
@@ -46,60 +48,6 @@ fn backup_passphrase(ctx: &Context, check_store: bool) -> Result<sstore_core::Pa
         ctx.open_store()?.check_passphrase(&passphrase)?;
     }
     Ok(passphrase)
-}
-
-pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
-    if args.show_tree {
-        print!("{}", backup::show_tree(&ctx.store_path)?);
-        println!();
-        return Ok(());
-    }
-    let dir = ctx
-        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
-        .await?;
-    // Fail early, before asking for a passphrase, if there is no store.
-    ctx.open_store()?;
-    let passphrase = backup_passphrase(ctx, true)?;
-    passphrase.check_policy()?;
-    let options = BackupOptions {
-        item: args.item,
-        compression: if ctx.config.backup.compress.unwrap_or(true) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        },
-        ..BackupOptions::default()
-    };
-    let log = job_log(args.verbose);
-    let report = backup::run_backup(&ctx.store_path, &dir, &passphrase, &options, &log).await?;
-    let m = &report.manifest;
-    println!(
-        "Backup {} succeeded ({} backup of {}).",
-        report.entry.id, report.entry.method, report.entry.item
-    );
-    println!("  Folder:      {}", report.location);
-    println!(
-        "  Store:       {} (Master Key {} generation {})",
-        m.store_id, m.master_key_id, m.master_key_generation
-    );
-    println!(
-        "  Contents:    {} applications, {} credential sets",
-        m.applications, m.credential_sets
-    );
-    println!(
-        "  Size:        {} encrypted ({} snapshot, compression {})",
-        human_bytes(m.backup_size),
-        human_bytes(m.plaintext_size),
-        m.compression
-    );
-    println!(
-        "  Started:     {}   Finished: {}",
-        report.entry.started, report.entry.finished
-    );
-    println!(
-        "Restoring it needs the backup passphrase used now; the restored store opens with the store passphrase in force now."
-    );
-    Ok(())
 }
 
 fn confirm_overwrite(path: &std::path::Path) -> Result<()> {
@@ -124,7 +72,11 @@ fn confirm_overwrite(path: &std::path::Path) -> Result<()> {
 
 pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let dir = ctx
-        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
+        .directory_or_target(
+            args.directory.as_ref(),
+            args.target.as_ref(),
+            args.staging.as_deref(),
+        )
         .await?;
     let (method, destination) = match args.method {
         RestoreMethodArg::Overwrite => (RestoreMethod::Overwrite, ctx.store_path.clone()),
@@ -174,7 +126,12 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
 }
 
 pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
-    let dir = ctx.backup_directory(args.directory.as_ref(), None).await?;
+    if args.jobs {
+        return job_history(ctx, args.json);
+    }
+    let dir = ctx
+        .directory_or_target(args.directory.as_ref(), args.target.as_ref(), None)
+        .await?;
     let history: History = dir.load_history().await?;
     if args.json {
         return print_json(&history);
@@ -198,6 +155,7 @@ pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         let kind = match e.kind {
             JobKind::Backup => "backup",
             JobKind::Restore => "restore",
+            JobKind::Prune => "prune",
         };
         println!(
             "{:<32}  {:<7}  {:<9}  {:<9}  {:<12}  {:<20}  {:>10}  {:>3}  {}",
@@ -214,27 +172,138 @@ pub async fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         if let Some(message) = &e.failure_message {
             println!("    failure: {message}");
         }
+        if !e.removed.is_empty() {
+            println!("    removed: {}", e.removed.join(", "));
+        }
+        for c in &e.copies {
+            println!(
+                "    copy on {} ({}): {}{}",
+                c.name,
+                c.location,
+                c.state,
+                c.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(())
 }
 
 pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
     let dir = ctx
-        .backup_directory(args.directory.as_ref(), args.staging.as_deref())
+        .directory_or_target(
+            args.directory.as_ref(),
+            args.target.as_ref(),
+            args.staging.as_deref(),
+        )
         .await?;
     let passphrase = backup_passphrase(ctx, false)?;
-    let report = backup::run_verify(&dir, args.backup_id.as_deref(), &passphrase).await?;
-    let m = &report.manifest;
+    let ids: Vec<Option<String>> = if args.all {
+        let history = dir.load_history().await?;
+        let ids: Vec<Option<String>> = history
+            .entries
+            .iter()
+            .filter(|e| e.kind == JobKind::Backup && e.status == JobStatus::Succeeded)
+            .map(|e| Some(e.id.clone()))
+            .collect();
+        if ids.is_empty() {
+            bail!("no successful backup in {} to verify", dir.location());
+        }
+        ids
+    } else {
+        vec![args.backup_id.clone()]
+    };
+    let mut failures = 0;
+    for id in &ids {
+        match backup::run_verify(&dir, id.as_deref(), &passphrase).await {
+            Ok(report) => {
+                let m = &report.manifest;
+                println!(
+                    "Backup {} in {}/{} verified: every chunk authenticated, {} bytes decrypted with SHA-256 {}, \
+                     SQLite integrity ok, {} applications and {} credential sets as recorded.",
+                    m.backup_id,
+                    dir.location(),
+                    report.entry.folder,
+                    m.plaintext_size,
+                    m.plaintext_sha256,
+                    m.applications,
+                    m.credential_sets
+                );
+            }
+            Err(e) if ids.len() > 1 => {
+                failures += 1;
+                println!(
+                    "Backup {} in {} FAILED verification: {e}",
+                    id.as_deref().unwrap_or("?"),
+                    dir.location()
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if failures > 0 {
+        bail!(
+            "{failures} of {} backups in {} failed verification",
+            ids.len(),
+            dir.location()
+        );
+    }
+    Ok(())
+}
+
+/// `history --jobs`: the local job records.
+fn job_history(ctx: &Context, json: bool) -> Result<()> {
+    let (jobs, unreadable) = ctx.journal().list()?;
+    for path in unreadable {
+        eprintln!("warning: cannot read the job record {}", path.display());
+    }
+    if json {
+        return print_json(&jobs);
+    }
+    if jobs.is_empty() {
+        println!(
+            "No backup jobs recorded in {}.",
+            ctx.journal().dir().display()
+        );
+        return Ok(());
+    }
     println!(
-        "Backup {} in {}/{} verified: every chunk authenticated, {} bytes decrypted with SHA-256 {}, \
-         SQLite integrity ok, {} applications and {} credential sets as recorded.",
-        m.backup_id,
-        dir.location(),
-        report.entry.folder,
-        m.plaintext_size,
-        m.plaintext_sha256,
-        m.applications,
-        m.credential_sets
+        "{:<32}  {:<20}  {:<12}  {:<20}  {:>10}  {:>9}  TARGETS",
+        "ID", "STATE", "FOLDER", "STARTED", "SIZE", "MIB/S"
     );
+    for j in &jobs {
+        let state = if !j.state.is_finished() && !j.is_running() {
+            format!("interrupted ({})", j.state)
+        } else {
+            j.state.to_string()
+        };
+        let targets: Vec<String> = j
+            .copies
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.state))
+            .collect();
+        println!(
+            "{:<32}  {:<20}  {:<12}  {:<20}  {:>10}  {:>9}  {}",
+            j.id,
+            state,
+            j.folder,
+            j.started,
+            j.backup_size.map(human_bytes).unwrap_or_default(),
+            j.rate_mib_s.map(|r| format!("{r:.1}")).unwrap_or_default(),
+            targets.join(" ")
+        );
+        for c in j.copies.iter().filter(|c| c.message.is_some()) {
+            println!(
+                "    {}: {}",
+                c.name,
+                c.message.as_deref().unwrap_or_default()
+            );
+        }
+        if let Some(m) = &j.failure_message {
+            println!("    failure: {m}");
+        }
+    }
     Ok(())
 }

@@ -3,13 +3,15 @@
 mod app;
 mod backup;
 mod cred;
+mod job;
+mod maintain;
 mod store;
 mod targets;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use sstore_core::backup::BackupDirectory;
+use sstore_core::backup::{BackupDirectory, Destination, JobJournal};
 use sstore_core::store::SecureStore;
 use sstore_core::target::Registry;
 use sstore_core::{Passphrase, store::UnlockedStore};
@@ -44,6 +46,75 @@ impl Context {
     /// Every target kind: built-in, plus the plugins the config and `--plugin` name.
     pub fn registry(&self) -> Result<Registry> {
         crate::targets::registry(&self.config, &self.global.plugins)
+    }
+
+    /// The journal of backup jobs.
+    pub fn journal(&self) -> JobJournal {
+        JobJournal::new(
+            self.config
+                .backup
+                .jobs
+                .clone()
+                .unwrap_or_else(config::default_jobs_path),
+        )
+    }
+
+    /// The backup directory named by `--directory`, else by `--target`, else by the config.
+    pub async fn directory_or_target(
+        &self,
+        directory: Option<&String>,
+        target: Option<&String>,
+        staging: Option<&Path>,
+    ) -> Result<BackupDirectory> {
+        self.backup_directory(directory.or(target), staging).await
+    }
+
+    /// Where a backup job goes: the `--directory` (or the config's) first, then each `--target`
+    /// (or the config's `backup.targets`), all sharing one staging folder: the directory's own
+    /// when it is a local folder, else `--staging` or the config's.
+    pub async fn destinations(
+        &self,
+        directory: Option<&String>,
+        targets: &[String],
+        staging: Option<&Path>,
+    ) -> Result<(PathBuf, Vec<Destination>)> {
+        let directory = directory.or(self.config.backup.directory.as_ref());
+        let targets: Vec<String> = if targets.is_empty() {
+            self.config.backup.targets.clone()
+        } else {
+            targets.to_vec()
+        };
+        if directory.is_none() && targets.is_empty() {
+            bail!(
+                "no backup directory: give --directory DIR or --target TARGET (a folder, URL or configured target), or set [backup] directory in the config file"
+            );
+        }
+        let registry = self.registry()?;
+        let mut names: Vec<&String> = directory.into_iter().collect();
+        names.extend(targets.iter().filter(|t| Some(*t) != directory));
+        let mut staging_folder = None;
+        let mut destinations: Vec<Destination> = Vec::new();
+        for name in names {
+            let opened = crate::targets::open(&registry, &self.config, name).await?;
+            let staging_here = staging_folder
+                .get_or_insert_with(|| crate::targets::staging_for(&opened, staging, &self.config))
+                .clone();
+            let location = opened.target.location();
+            if destinations.iter().any(|d| d.dir.location() == location) {
+                bail!("{name} names {location} twice in one job");
+            }
+            destinations.push(Destination {
+                name: name.clone(),
+                local: opened.local_root.is_some(),
+                dir: BackupDirectory::new(opened.target, staging_here),
+            });
+        }
+        let staging_folder = staging_folder.unwrap_or_else(|| {
+            staging
+                .map(Path::to_path_buf)
+                .unwrap_or_else(config::default_staging_path)
+        });
+        Ok((staging_folder, destinations))
     }
 
     /// The backup directory named by `--directory` or the config, with its staging folder.
@@ -83,7 +154,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Key(cmd) => store::run_key(&ctx, cmd),
         Command::App(cmd) => app::run(&ctx, cmd),
         Command::Cred(cmd) => cred::run(&ctx, cmd),
-        Command::Backup(args) => backup::backup(&ctx, args).await,
+        Command::Backup(args) => job::backup(&ctx, args).await,
+        Command::Readiness(args) => job::readiness(&ctx, args).await,
+        Command::Status(args) => maintain::status(&ctx, args).await,
+        Command::Prune(args) => maintain::prune(&ctx, args).await,
+        Command::Unlock(args) => maintain::unlock(&ctx, args).await,
         Command::Restore(args) => backup::restore(&ctx, args).await,
         Command::History(args) => backup::history(&ctx, args).await,
         Command::Verify(args) => backup::verify(&ctx, args).await,
