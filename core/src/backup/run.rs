@@ -425,27 +425,6 @@ async fn run_new(
         }
     }
     let folder = super::directory::folder_name(folder_number.unwrap_or(0));
-    let mut entry = HistoryEntry {
-        id: id.clone(),
-        kind: JobKind::Backup,
-        requested_by: requested_by.clone(),
-        method: "full".into(),
-        item: item.to_owned(),
-        folder: folder.clone(),
-        started: started.clone(),
-        finished: String::new(),
-        status: JobStatus::Failed,
-        warnings: 0,
-        errors: 0,
-        failure_message: None,
-        backup_size: None,
-        plaintext_size: None,
-        key_generation: None,
-        backup_id: None,
-        restored_to: None,
-        copies: Vec::new(),
-        removed: Vec::new(),
-    };
     for (name, err) in &failures {
         mark_failed(&tracker, log, name, err);
     }
@@ -453,6 +432,7 @@ async fn run_new(
         r.folder = folder.clone();
         r.state = JobState::Staging;
     });
+    let mut entry = bare_entry(&tracker.snapshot());
     job.events.emit(JobEvent::Started {
         job_id: id.clone(),
         folder: folder.clone(),
