@@ -73,6 +73,34 @@ pub struct HistoryEntry {
     pub removed: Vec<String>,
 }
 
+impl HistoryEntry {
+    /// A job starting now, requested by this process's user: `failed` until it says otherwise,
+    /// method `full`, nothing else known yet.
+    pub fn begin(kind: JobKind, id: String, item: String, folder: String) -> Self {
+        Self {
+            id,
+            kind,
+            requested_by: super::requested_by(),
+            method: "full".into(),
+            item,
+            folder,
+            started: super::now_rfc3339(),
+            finished: String::new(),
+            status: JobStatus::Failed,
+            warnings: 0,
+            errors: 0,
+            failure_message: None,
+            backup_size: None,
+            plaintext_size: None,
+            key_generation: None,
+            backup_id: None,
+            restored_to: None,
+            copies: Vec::new(),
+            removed: Vec::new(),
+        }
+    }
+}
+
 /// The whole history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {

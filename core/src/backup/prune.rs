@@ -172,9 +172,6 @@ async fn prune_locked(
         }
     }
     history.entries.push(HistoryEntry {
-        id: job_id.to_owned(),
-        kind: JobKind::Prune,
-        requested_by: super::requested_by(),
         method: format!(
             "keep-last {}{}",
             rules.keep_last.max(1),
@@ -183,21 +180,17 @@ async fn prune_locked(
                 .map(|d| format!(", keep-within {}s", d.as_secs()))
                 .unwrap_or_default()
         ),
-        item: super::ITEM_NAME.into(),
-        folder: String::new(),
-        started: started.clone(),
+        started,
         finished: super::now_rfc3339(),
         status: JobStatus::Succeeded,
-        warnings: 0,
-        errors: 0,
-        failure_message: None,
         backup_size: Some(report.freed_bytes),
-        plaintext_size: None,
-        key_generation: None,
-        backup_id: None,
-        restored_to: None,
-        copies: Vec::new(),
         removed: remove.iter().map(|e| e.folder.clone()).collect(),
+        ..HistoryEntry::begin(
+            JobKind::Prune,
+            job_id.to_owned(),
+            super::ITEM_NAME.into(),
+            String::new(),
+        )
     });
     dir.save_history(&history).await?;
 
@@ -233,25 +226,14 @@ mod tests {
 
     fn entry(id: &str, started: &str, status: JobStatus) -> HistoryEntry {
         HistoryEntry {
-            id: id.into(),
-            kind: JobKind::Backup,
-            requested_by: "u".into(),
-            method: "full".into(),
-            item: "SecureStore".into(),
-            folder: format!("f-{id}"),
             started: started.into(),
-            finished: started.into(),
             status,
-            warnings: 0,
-            errors: 0,
-            failure_message: None,
-            backup_size: None,
-            plaintext_size: None,
-            key_generation: None,
-            backup_id: None,
-            restored_to: None,
-            copies: vec![],
-            removed: vec![],
+            ..HistoryEntry::begin(
+                JobKind::Backup,
+                id.into(),
+                "SecureStore".into(),
+                format!("f-{id}"),
+            )
         }
     }
 

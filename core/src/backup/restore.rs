@@ -143,25 +143,19 @@ pub async fn run_restore(
         dest.display()
     ));
     let mut entry = HistoryEntry {
-        id: crate::random::hex_id::<16>(),
-        kind: JobKind::Restore,
-        requested_by: super::requested_by(),
         method: request.method.as_str().into(),
-        item: backup.item.clone(),
-        folder: backup.folder.clone(),
         started,
-        finished: String::new(),
-        status: JobStatus::Failed,
-        warnings: 0,
-        errors: 0,
-        failure_message: None,
         backup_size: Some(manifest.backup_size),
         plaintext_size: Some(manifest.plaintext_size),
         key_generation: Some(manifest.master_key_generation),
         backup_id: Some(backup.id.clone()),
-        copies: Vec::new(),
-        removed: Vec::new(),
         restored_to: Some(dest.display().to_string()),
+        ..HistoryEntry::begin(
+            JobKind::Restore,
+            crate::random::hex_id::<16>(),
+            backup.item.clone(),
+            backup.folder.clone(),
+        )
     };
     let result = restore_into(dir, request, passphrase, log, &backup, &manifest).await;
     entry.finished = super::now_rfc3339();

@@ -5,8 +5,26 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::JobLog;
+use super::{BackupError, JobLog};
 use crate::target::TargetError;
+
+/// An error that says whether trying again may help.
+pub trait Retryable: std::fmt::Display {
+    fn is_temporary(&self) -> bool;
+}
+
+impl Retryable for TargetError {
+    fn is_temporary(&self) -> bool {
+        TargetError::is_temporary(self)
+    }
+}
+
+/// Only a target's temporary failure is worth retrying; every other backup error is final.
+impl Retryable for BackupError {
+    fn is_temporary(&self) -> bool {
+        matches!(self, BackupError::Target(e) if e.is_temporary())
+    }
+}
 
 /// How transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,15 +70,16 @@ impl RetryPolicy {
 
 /// Runs `operation` until it succeeds, fails permanently, or the policy gives up; logs each
 /// retry with its cause. `what` names the operation in the log (`upload to nas`).
-pub async fn with_retry<T, F, Fut>(
+pub async fn with_retry<T, E, F, Fut>(
     policy: &RetryPolicy,
     what: &str,
     log: &JobLog,
     mut operation: F,
-) -> Result<T, TargetError>
+) -> Result<T, E>
 where
+    E: Retryable,
     F: FnMut(u32) -> Fut,
-    Fut: Future<Output = Result<T, TargetError>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
     let mut attempt = 1;
@@ -155,7 +174,7 @@ mod tests {
         let log = JobLog::new();
         let err = with_retry(&policy(), "x", &log, |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(error(RetryStatus::Permanent))
+            Err::<(), TargetError>(error(RetryStatus::Permanent))
         })
         .await
         .unwrap_err();
@@ -165,7 +184,7 @@ mod tests {
         calls.store(0, Ordering::SeqCst);
         with_retry(&policy(), "x", &log, |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(error(RetryStatus::Temporary))
+            Err::<(), TargetError>(error(RetryStatus::Temporary))
         })
         .await
         .unwrap_err();

@@ -14,7 +14,7 @@ use super::events::{EventSink, JobEvent};
 use super::journal::{
     self, CopyRecord, CopyState, JOURNAL_FORMAT, JobJournal, JobRecord, JobState,
 };
-use super::retry::RetryPolicy;
+use super::retry::{RetryPolicy, with_retry};
 use super::stage::{skeleton_manifest, stage};
 use super::target_lock::TargetLock;
 use super::transfer::{CopyJob, Destination, StagedBackup, send_copy};
@@ -492,29 +492,16 @@ async fn lock_and_number(
     retry: &RetryPolicy,
     log: &JobLog,
 ) -> Result<(TargetLock, u32), BackupError> {
-    let mut attempt = 1;
-    let lock = loop {
-        match TargetLock::acquire(&dest.dir, job_id, resuming).await {
-            Ok(lock) => {
-                if let Some(old) = &lock.took_over {
-                    log.warn(format!(
-                        "{}: took over the lock of {old}, whose process is gone",
-                        dest.name
-                    ));
-                }
-                break lock;
-            }
-            Err(BackupError::Target(e)) if e.is_temporary() && attempt < retry.max_attempts => {
-                log.warn(format!(
-                    "{}: locking, attempt {attempt} failed with a temporary error: {e}",
-                    dest.name
-                ));
-                tokio::time::sleep(retry.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let lock = with_retry(retry, &format!("{}: locking", dest.name), log, |_| {
+        TargetLock::acquire(&dest.dir, job_id, resuming)
+    })
+    .await?;
+    if let Some(old) = &lock.took_over {
+        log.warn(format!(
+            "{}: took over the lock of {old}, whose process is gone",
+            dest.name
+        ));
+    }
     let number = async {
         let history = dest.dir.load_history().await?;
         let next = dest.dir.next_folder(&history).await?;
@@ -961,24 +948,13 @@ async fn resume(
 
 fn bare_entry(record: &JobRecord) -> HistoryEntry {
     HistoryEntry {
-        id: record.id.clone(),
-        kind: JobKind::Backup,
         requested_by: record.requested_by.clone(),
-        method: "full".into(),
-        item: record.item.clone(),
-        folder: record.folder.clone(),
         started: record.started.clone(),
-        finished: String::new(),
-        status: JobStatus::Failed,
-        warnings: 0,
-        errors: 0,
-        failure_message: None,
-        backup_size: None,
-        plaintext_size: None,
-        key_generation: None,
-        backup_id: None,
-        restored_to: None,
-        copies: Vec::new(),
-        removed: Vec::new(),
+        ..HistoryEntry::begin(
+            JobKind::Backup,
+            record.id.clone(),
+            record.item.clone(),
+            record.folder.clone(),
+        )
     }
 }

@@ -117,28 +117,13 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
     .await?;
 
     // Last: the history. Until this write the backup is not listed on this destination.
-    let mut attempt_error = None;
-    for attempt in 1..=job.retry.max_attempts.max(1) {
-        match dir.record(entry.clone()).await {
-            Ok(()) => {
-                attempt_error = None;
-                break;
-            }
-            Err(BackupError::Target(e)) if e.is_temporary() => {
-                job.log.warn(format!(
-                    "{}: recording the history, attempt {attempt} failed: {e}",
-                    dest.name
-                ));
-                tokio::time::sleep(job.retry.delay(attempt)).await;
-                attempt_error = Some(BackupError::Target(e));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    match attempt_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    with_retry(
+        &job.retry,
+        &format!("{}: recording the history", dest.name),
+        &job.log,
+        |_| dir.record(entry.clone()),
+    )
+    .await
 }
 
 /// Makes `key` hold exactly the staged file at `path`: leaves a verified copy alone, uploads
