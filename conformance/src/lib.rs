@@ -36,6 +36,7 @@
 //!
 //! - [`data`]: deterministic streamed bodies, including ones that fail or pause part-way.
 //! - [`report`]: per-check outcomes and the printable report.
+//! - [`services`]: where the test servers of `cargo xtask services up` are.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use sstore_target_api::Target;
 mod checks;
 pub mod data;
 pub mod report;
+pub mod services;
 
 pub use report::{CheckOutcome, Outcome, Report};
 

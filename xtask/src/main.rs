@@ -1,13 +1,19 @@
-//! Developer automation: `cargo xtask ci | demo | bench`. Standard library only, so it builds
+//! Developer automation: `cargo xtask ci | services | demo | bench`. Standard library only, so it builds
 //! in seconds.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod services;
+
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                      cargo fmt --check, cargo clippy -D warnings, and the whole test suite
+  ci                      start the test servers (services up), then cargo fmt --check,
+                          cargo clippy -D warnings, and the whole test suite against them
+  services up [NAME...] | down [NAME...] | status
+                          the real servers the tests use (s3, azurite, sftp, webdav, samba), on
+                          loopback, with private data under .services/; up installs what is missing
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
   bench [--size-mib N] [--rounds R]
                           R rounds (default 3) of: N MiB (default 1024) through the backup stream
@@ -20,6 +26,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("services") => services::command(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -76,7 +83,16 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    let (passed, failed) = test_and_count(cargo().args(["test", "--workspace", "--all-targets"]))?;
+    // The target tests run against real servers; with SSTORE_REQUIRE_SERVICES a test whose
+    // server is missing fails instead of skipping.
+    let env_file = services::up_all(&root())?;
+    let (passed, failed) = test_and_count(
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .env("SSTORE_SERVICES_ENV", &env_file)
+            .env("SSTORE_REQUIRE_SERVICES", "1")
+            .env_remove("AWS_CA_BUNDLE"),
+    )?;
     // One closing line for the whole suite (each test binary prints its own result line).
     println!("tests: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {
