@@ -1,0 +1,95 @@
+//! What the SMB tests share: the Samba servers `cargo xtask services up` started, and targets
+//! on them, each in a fresh folder.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sstore_conformance::services::{self, Services};
+use sstore_target_smb::{Encryption, SmbConfig, SmbTarget};
+use zeroize::Zeroizing;
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Signing, no encryption offered.
+    Signed,
+    /// SMB3 with encryption required.
+    Encrypted,
+}
+
+pub const KEYS: &[&str] = &[
+    "SSTORE_TEST_SMB_HOST",
+    "SSTORE_TEST_SMB_PORT",
+    "SSTORE_TEST_SMB_ENCRYPTED_PORT",
+    "SSTORE_TEST_SMB_USER",
+    "SSTORE_TEST_SMB_PASSWORD",
+    "SSTORE_TEST_SMB_SHARE",
+    "SSTORE_TEST_SMB_READONLY_SHARE",
+    "SSTORE_TEST_SMB_PID_FILE",
+    "SSTORE_TEST_SMB_DATA_DIR",
+    "SSTORE_TEST_SMB_ENCRYPTED_DATA_DIR",
+];
+
+/// The servers, or `None` (the test is skipped, printing why) when they are not up.
+pub fn servers() -> Option<Services> {
+    services::require(KEYS)
+}
+
+/// A folder name no other test or run uses.
+pub fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "test-{name}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn port(s: &Services, variant: Variant) -> u16 {
+    let key = match variant {
+        Variant::Signed => "SSTORE_TEST_SMB_PORT",
+        Variant::Encrypted => "SSTORE_TEST_SMB_ENCRYPTED_PORT",
+    };
+    s.get(key).parse().unwrap()
+}
+
+/// Where the share's files are on this machine (to look behind the target's back).
+pub fn data_dir(s: &Services, variant: Variant) -> PathBuf {
+    PathBuf::from(match variant {
+        Variant::Signed => s.get("SSTORE_TEST_SMB_DATA_DIR"),
+        Variant::Encrypted => s.get("SSTORE_TEST_SMB_ENCRYPTED_DATA_DIR"),
+    })
+}
+
+/// A configuration for `folder` of the writable share.
+pub fn config(s: &Services, variant: Variant, folder: &str) -> SmbConfig {
+    SmbConfig {
+        server: s.get("SSTORE_TEST_SMB_HOST").to_owned(),
+        port: port(s, variant),
+        share: s.get("SSTORE_TEST_SMB_SHARE").to_owned(),
+        folder: folder
+            .split('/')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        user: s.get("SSTORE_TEST_SMB_USER").to_owned(),
+        domain: "WORKGROUP".to_owned(),
+        password: Zeroizing::new(s.get("SSTORE_TEST_SMB_PASSWORD").to_owned()),
+        encryption: match variant {
+            Variant::Signed => Encryption::IfOffered,
+            Variant::Encrypted => Encryption::Required,
+        },
+        timeout: Duration::from_secs(20),
+    }
+}
+
+pub fn target(s: &Services, variant: Variant, folder: &str) -> SmbTarget {
+    SmbTarget::new(config(s, variant, folder))
+}

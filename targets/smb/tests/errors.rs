@@ -1,0 +1,133 @@
+//! Refusals against the real Samba servers: each clear (naming the server and the share),
+//! permanent (the engine does not retry it) and fast.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Variant, config, data_dir, servers, unique};
+use sstore_target_api::{
+    ObjectKey, PutMode, RetryStatus, Target, TargetError, TargetErrorKind, put_bytes,
+};
+use sstore_target_smb::{Encryption, SmbTarget};
+use zeroize::Zeroizing;
+
+/// A refusal must come quickly: no retries inside, no waiting for a timeout.
+const FAST: Duration = Duration::from_secs(5);
+
+fn key(s: &str) -> ObjectKey {
+    ObjectKey::new(s).unwrap()
+}
+
+/// Runs a readiness check and a put, both of which must fail the same way, fast.
+async fn refused(target: &SmbTarget) -> (TargetError, TargetError) {
+    let started = Instant::now();
+    let readiness = target.readiness().await.unwrap_err();
+    let put = put_bytes(target, &key("x/probe"), b"data", PutMode::Create)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
+    for e in [&readiness, &put] {
+        assert_eq!(e.retry, RetryStatus::Permanent, "{e}");
+        assert!(e.to_string().contains("127.0.0.1"), "{e}");
+    }
+    (readiness, put)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_a_permanent_logon_error() {
+    let Some(s) = servers() else { return };
+    let mut c = config(&s, Variant::Signed, &unique("wrong-password"));
+    c.password = Zeroizing::new("not-the-password".into());
+    let (readiness, put) = refused(&SmbTarget::new(c)).await;
+    for e in [readiness, put] {
+        assert_eq!(e.kind, TargetErrorKind::Unauthenticated, "{e}");
+        assert!(e.message.contains(r"\\127.0.0.1\backups"), "{e}");
+        assert!(e.message.contains("wrong password"), "{e}");
+        assert!(!e.to_string().contains("not-the-password"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_share_is_a_permanent_configuration_error() {
+    let Some(s) = servers() else { return };
+    let mut c = config(&s, Variant::Signed, "");
+    c.share = "no-such-share".into();
+    let (readiness, put) = refused(&SmbTarget::new(c)).await;
+    for e in [readiness, put] {
+        assert_eq!(e.kind, TargetErrorKind::InvalidConfig, "{e}");
+        assert!(e.message.contains("no share named 'no-such-share'"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_share_is_a_permanent_permission_error() {
+    let Some(s) = servers() else { return };
+    for variant in [Variant::Signed, Variant::Encrypted] {
+        let mut c = config(&s, variant, "sstore");
+        c.share = s.get("SSTORE_TEST_SMB_READONLY_SHARE").into();
+        let target = SmbTarget::new(c);
+        let (readiness, put) = refused(&target).await;
+        for e in [readiness, put] {
+            assert_eq!(e.kind, TargetErrorKind::PermissionDenied, "{e}");
+            assert!(e.message.contains(r"\\127.0.0.1\readonly"), "{e}");
+            assert!(e.message.contains("read-only"), "{e}");
+            assert!(e.message.contains("sstoretest"), "{e}");
+        }
+        // Reading works: the logon was fine.
+        assert_eq!(target.list("").await.unwrap(), Vec::new());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_encryption_is_refused_by_a_server_that_does_not_offer_it() {
+    let Some(s) = servers() else { return };
+    let folder = unique("required-encryption");
+    let mut c = config(&s, Variant::Signed, &folder);
+    c.encryption = Encryption::Required;
+    let (readiness, put) = refused(&SmbTarget::new(c)).await;
+    for e in [readiness, put] {
+        assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+        assert!(e.message.contains("does not offer SMB3 encryption"), "{e}");
+        assert!(e.message.contains("encryption = \"required\""), "{e}");
+    }
+    // libsmbclient alone would have gone on unencrypted: nothing reached the share.
+    assert!(!data_dir(&s, Variant::Signed).join(&folder).exists());
+
+    // The same setting against the encrypting server works; `off` only means "do not ask":
+    // a server that requires encryption still gets it.
+    let target = SmbTarget::new(config(&s, Variant::Encrypted, &folder));
+    assert!(target.capabilities().conditional_create);
+    target.readiness().await.unwrap();
+    let mut c = config(&s, Variant::Encrypted, &folder);
+    c.encryption = Encryption::Off;
+    SmbTarget::new(c).readiness().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_temporary_error() {
+    let Some(s) = servers() else { return };
+    let mut c = config(&s, Variant::Signed, "x");
+    c.port = 1;
+    let started = Instant::now();
+    let e = SmbTarget::new(c).readiness().await.unwrap_err();
+    assert!(started.elapsed() < FAST);
+    assert_eq!(e.retry, RetryStatus::Temporary, "{e}");
+    assert!(e.message.contains(r"\\127.0.0.1\backups"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_are_created_as_needed_and_names_reach_the_share_as_given() {
+    let Some(s) = servers() else { return };
+    let folder = unique("folders");
+    let target = SmbTarget::new(config(&s, Variant::Signed, &format!("{folder}/deeper")));
+    put_bytes(&target, &key("a/b/100% #1.txt"), b"x", PutMode::Create)
+        .await
+        .unwrap();
+    let on_disk = data_dir(&s, Variant::Signed)
+        .join(&folder)
+        .join("deeper/a/b/100% #1.txt");
+    assert_eq!(std::fs::read(&on_disk).unwrap(), b"x");
+}
