@@ -72,6 +72,10 @@ pub struct KitOptions {
     /// A target of the same kind that cannot be reached (a closed port, a missing share);
     /// its readiness must fail in time. `None` skips that check.
     pub unreachable: Option<Arc<dyn Target>>,
+    /// The length of the long name the `key_names` check writes (default 200 bytes). Lower it
+    /// only for a test server with a file-name limit of its own (s3s-fs keeps a metadata file
+    /// named after the whole key, so its keys must stay well under 255 bytes).
+    pub long_name_bytes: usize,
 }
 
 impl Default for KitOptions {
@@ -83,6 +87,7 @@ impl Default for KitOptions {
             readiness_deadline: Duration::from_secs(30),
             check_timeout: Duration::from_secs(600),
             unreachable: None,
+            long_name_bytes: 200,
         }
     }
 }

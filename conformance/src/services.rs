@@ -20,12 +20,15 @@ pub struct Services {
 impl Services {
     /// The value of `key` (which [`require`] checked is present).
     pub fn get(&self, key: &str) -> &str {
-        self.entries.get(key).map(String::as_str).unwrap_or_else(|| {
-            panic!(
-                "{} has no {key}; run `cargo xtask services up`",
-                self.file.display()
-            )
-        })
+        self.entries
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} has no {key}; run `cargo xtask services up`",
+                    self.file.display()
+                )
+            })
     }
 
     /// The file the entries came from.
@@ -83,6 +86,111 @@ pub fn require(keys: &[&str]) -> Option<Services> {
     }
     eprintln!("skipped: {reason}");
     None
+}
+
+/// A daemon `services up` started, found through its pid file, for tests that crash a server
+/// mid-transfer: [`Daemon::kill`] stops it as a crash would (SIGKILL to its process group),
+/// [`Daemon::start`] starts it again with the same command line, folder and environment.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    pid_file: PathBuf,
+    argv: Vec<std::ffi::OsString>,
+    cwd: PathBuf,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl Daemon {
+    /// Reads the running daemon's command line from `/proc`.
+    pub fn from_pid_file(pid_file: impl Into<PathBuf>) -> std::io::Result<Self> {
+        use std::os::unix::ffi::OsStrExt;
+        let pid_file = pid_file.into();
+        let pid = Self::pid(&pid_file)?;
+        let split = |bytes: Vec<u8>| -> Vec<std::ffi::OsString> {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| std::ffi::OsStr::from_bytes(part).to_owned())
+                .collect()
+        };
+        let argv = split(std::fs::read(format!("/proc/{pid}/cmdline"))?);
+        let env = split(std::fs::read(format!("/proc/{pid}/environ"))?)
+            .into_iter()
+            .filter_map(|pair| {
+                let bytes = pair.as_bytes();
+                let at = bytes.iter().position(|b| *b == b'=')?;
+                Some((
+                    std::ffi::OsStr::from_bytes(&bytes[..at]).to_owned(),
+                    std::ffi::OsStr::from_bytes(&bytes[at + 1..]).to_owned(),
+                ))
+            })
+            .collect();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
+        Ok(Self {
+            pid_file,
+            argv,
+            cwd,
+            env,
+        })
+    }
+
+    fn pid(pid_file: &std::path::Path) -> std::io::Result<u32> {
+        std::fs::read_to_string(pid_file)?
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("{} holds no pid", pid_file.display())))
+    }
+
+    /// Kills the daemon's process group with SIGKILL and waits until it is gone.
+    pub fn kill(&self) -> std::io::Result<()> {
+        let pid = Self::pid(&self.pid_file)?;
+        std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts the daemon again in its own process group and records its new pid.
+    pub fn start(&self) -> std::io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let (program, args) = self
+            .argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty command line"))?;
+        let child = std::process::Command::new(program)
+            .args(args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        std::fs::write(&self.pid_file, format!("{}\n", child.id()))?;
+        Ok(())
+    }
+}
+
+/// Waits until `127.0.0.1:port` accepts connections (after [`Daemon::start`]).
+pub fn wait_for_port(port: u16, timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(super) async fn key_names(s: Arc<Scope>) -> CheckResult {
 
     // Characters that URL encodings, shells and file systems trip over; none is invalid on
     // the common file systems (no `?`, `*`, `:`, `<`, `>`, `|`, `"`, trailing dot or space).
-    let long = "x".repeat(200);
+    let long = "x".repeat(s.options.long_name_bytes.max(1));
     let names = [
         "with space",
         "ünïcødé-日本語-😀",

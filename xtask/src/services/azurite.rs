@@ -35,7 +35,10 @@ req.end();
 
 pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
     let npm_dir = ctx.tools().join("npm");
-    let binary = npm_dir.join("node_modules").join(".bin").join("azurite-blob");
+    let binary = npm_dir
+        .join("node_modules")
+        .join(".bin")
+        .join("azurite-blob");
     if !binary.exists() {
         eprintln!("azurite: installing azurite {VERSION} (npm)");
         super::create_private_dir(&npm_dir)?;

@@ -69,7 +69,9 @@ pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
         ("SSTORE_TEST_S3_SECRET_KEY".into(), secret_key),
         (
             "SSTORE_TEST_S3_PID_FILE".into(),
-            super::pid_file(ctx, SERVICE, "s3s-fs").display().to_string(),
+            super::pid_file(ctx, SERVICE, "s3s-fs")
+                .display()
+                .to_string(),
         ),
     ])
 }

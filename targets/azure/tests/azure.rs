@@ -1,0 +1,153 @@
+//! The Azure Blob target against a real Azure emulator: Azurite on loopback, started by
+//! `cargo xtask services up` (skipped with a note when it is not up, failed under
+//! `cargo xtask ci`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sstore_conformance::data::{Digest, FailingReader, PatternReader, read_digest};
+use sstore_conformance::services::{self};
+use sstore_conformance::{KitOptions, assert_conforms};
+use sstore_target_api::{ObjectKey, PutMode, PutOptions, TargetErrorKind, get_bytes, put_bytes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_passes_the_conformance_kit() {
+    let Some(s) = services::require(KEYS) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = secret_file(&dir, "unreachable", s.get("SSTORE_TEST_AZURE_KEY"));
+    let unreachable = open_with(
+        "http://127.0.0.1:9/devstoreaccount1",
+        s.get("SSTORE_TEST_AZURE_ACCOUNT"),
+        &key_file,
+        "c",
+        "p",
+    );
+    let options = KitOptions {
+        large_object_bytes: 40 * 1024 * 1024 + 12_345,
+        unreachable: Some(unreachable),
+        ..KitOptions::default()
+    };
+    let report = assert_conforms(target(&s, &dir, &unique("kit")), &options).await;
+    assert!(report.capabilities.multipart && report.capabilities.conditional_create);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_account_key_is_a_fast_permanent_error_naming_the_container() {
+    let Some(s) = services::require(KEYS) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let container = s.get("SSTORE_TEST_AZURE_CONTAINER");
+    // A well-formed key that is not the account's.
+    let wrong = "d3JvbmctYnV0LXdlbGwtZm9ybWVkLWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4OQ==";
+    let target = open(&s, &dir, container, "wrong", wrong);
+    let started = Instant::now();
+    let err = target.readiness().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.is_temporary(), "{err}");
+    assert!(
+        matches!(
+            err.kind,
+            TargetErrorKind::PermissionDenied | TargetErrorKind::Unauthenticated
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("container {container}")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_container_is_named() {
+    let Some(s) = services::require(KEYS) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = open(
+        &s,
+        &dir,
+        "no-such-container",
+        "p",
+        s.get("SSTORE_TEST_AZURE_KEY"),
+    );
+    let key = ObjectKey::new("a").unwrap();
+    let err = put_bytes(target.as_ref(), &key, b"x", PutMode::Create)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, TargetErrorKind::NotFound, "{err}");
+    assert!(
+        err.message.contains("'no-such-container' does not exist"),
+        "{err}"
+    );
+    assert!(!err.is_temporary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_create_refuses_an_existing_key_small_and_block_upload() {
+    let Some(s) = services::require(KEYS) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = target(&s, &dir, &unique("create"));
+    let small = ObjectKey::new("lock").unwrap();
+    put_bytes(target.as_ref(), &small, b"first", PutMode::Create)
+        .await
+        .unwrap();
+    let err = put_bytes(target.as_ref(), &small, b"second", PutMode::Create)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, TargetErrorKind::AlreadyExists, "{err}");
+    assert_eq!(
+        get_bytes(target.as_ref(), &small, 100).await.unwrap(),
+        b"first"
+    );
+
+    let large = ObjectKey::new("backup.bak").unwrap();
+    let size = 12 * 1024 * 1024;
+    let options = PutOptions::create().with_length(size);
+    target
+        .put(&large, &mut PatternReader::new(1, size), options)
+        .await
+        .unwrap();
+    let err = target
+        .put(&large, &mut PatternReader::new(2, size), options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, TargetErrorKind::AlreadyExists, "{err}");
+    let mut reader = target.get(&large).await.unwrap();
+    assert_eq!(
+        read_digest(&mut reader, size + 1).await.unwrap(),
+        Digest::of_pattern(1, size)
+    );
+    for key in [&small, &large] {
+        target.delete(key).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_block_upload_leaves_nothing_visible() {
+    let Some(s) = services::require(KEYS) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let target = target(&s, &dir, &unique("abort"));
+    let key = ObjectKey::new("half.bak").unwrap();
+    let size = 30 * 1024 * 1024;
+    let mut body = FailingReader::new(3, size, 20 * 1024 * 1024);
+    let err = target
+        .put(&key, &mut body, PutOptions::create().with_length(size))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("reading the body"), "{err}");
+    assert!(target.stat(&key).await.unwrap_err().is_not_found());
+    assert!(target.list("").await.unwrap().is_empty());
+}
