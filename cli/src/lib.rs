@@ -18,7 +18,7 @@ pub fn main() {
     let cli = args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,

@@ -15,7 +15,13 @@ use crate::config::{Config, NamedTarget};
 /// The built-in target kinds. Calling into each crate here is what makes the linker keep its
 /// `inventory` registration; `registry` checks that each one arrived.
 pub fn builtin_kinds() -> Vec<&'static str> {
-    vec![sstore_target_local::kind(), sstore_target_smb::kind()]
+    vec![
+        sstore_target_local::kind(),
+        sstore_target_s3::kind(),
+        sstore_target_azure::kind(),
+        sstore_target_opendal::kind(),
+        sstore_target_smb::kind(),
+    ]
 }
 
 /// Every kind this process can open: built-in ones, then plugins (the config's folder first,
