@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench_smb;
 mod services;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("services") => services::command(&root(), &args[1..]),
+        Some("bench-smb") => bench_smb::run(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Connection, io_error, share_path};
 use crate::config::SmbConfig;
-use crate::stream::{CHUNK, ChunkReader, DEPTH, read_chunk};
+use crate::stream::{ChunkReader, DEPTH, READ_CHUNK, read_chunk};
 
 /// Marks the work file of a put in progress; never listed.
 pub const TEMP_SUFFIX: &str = ".sstore-part";
@@ -194,7 +194,7 @@ fn read_object(
     }
     let mut remaining = end.map(|end| end.min(size).saturating_sub(start));
     loop {
-        let want = remaining.map_or(CHUNK, |r| r.min(CHUNK as u64) as usize);
+        let want = remaining.map_or(READ_CHUNK, |r| r.min(READ_CHUNK as u64) as usize);
         if want == 0 {
             return;
         }
