@@ -1,42 +1,86 @@
-//! opendal errors as target errors. opendal says itself whether an error is temporary; the
-//! kind comes from its error kind.
+//! opendal errors as target errors.
+//!
+//! The retry status cannot come from opendal's own: its `RetryLayer` marks every error it
+//! passes on "persistent", whatever it was. So it comes from the kind: not found, exists,
+//! denied, misconfigured, unsupported are permanent; a throttled request is temporary; and an
+//! unexpected failure (a reset connection, a dead or stalled server) is temporary unless its
+//! text says a login was refused (HTTP 401/403, ssh's "Permission denied" or a host key
+//! mismatch), which is permanent.
 
 use opendal::ErrorKind as K;
 use sstore_target_api::{ObjectKey, RetryStatus, TargetError, TargetErrorKind};
 
+/// The whole error chain as text.
+fn chain_text(err: &opendal::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Whether an unexpected error is a refused login.
+fn login_refused(text: &str) -> bool {
+    [
+        "status: 401",
+        "status: 403",
+        "Permission denied",
+        "Host key verification failed",
+        "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
 /// Maps an opendal error from an operation on `key` of target `location`.
 pub fn map(location: &str, key: Option<&ObjectKey>, err: opendal::Error) -> TargetError {
-    // HTTP services report a refused login as an unexpected response; its status says it.
-    let text = err.to_string();
-    let refused = err.kind() == K::Unexpected
-        && (text.contains("status: 401") || text.contains("status: 403"));
-    let (kind, message) = match err.kind() {
-        _ if refused => (
-            TargetErrorKind::PermissionDenied,
-            "the server refused the login or the request (HTTP 401/403): check the user and \
-             password",
-        ),
+    use RetryStatus::{Permanent, Temporary};
+    let (kind, retry, message) = match err.kind() {
         K::NotFound | K::IsADirectory | K::NotADirectory => {
-            (TargetErrorKind::NotFound, "not found")
+            (TargetErrorKind::NotFound, Permanent, "not found")
         }
         K::AlreadyExists | K::ConditionNotMatch => {
-            (TargetErrorKind::AlreadyExists, "already exists")
+            (TargetErrorKind::AlreadyExists, Permanent, "already exists")
         }
         K::PermissionDenied => (
             TargetErrorKind::PermissionDenied,
+            Permanent,
             "permission denied (check the user, key or password, and write access)",
         ),
-        K::ConfigInvalid => (TargetErrorKind::InvalidConfig, "invalid configuration"),
-        K::Unsupported => (TargetErrorKind::Unsupported, "not supported by the service"),
-        K::RateLimited => (TargetErrorKind::Network, "the service asked to slow down"),
-        K::RangeNotSatisfied => (TargetErrorKind::InvalidData, "range not satisfiable"),
-        _ if err.is_temporary() => (TargetErrorKind::Network, "the request failed"),
-        _ => (TargetErrorKind::Io, "the request failed"),
-    };
-    let retry = if err.is_temporary() || err.kind() == K::RateLimited {
-        RetryStatus::Temporary
-    } else {
-        RetryStatus::Permanent
+        K::ConfigInvalid => (
+            TargetErrorKind::InvalidConfig,
+            Permanent,
+            "invalid configuration",
+        ),
+        K::Unsupported => (
+            TargetErrorKind::Unsupported,
+            Permanent,
+            "not supported by the service",
+        ),
+        K::RangeNotSatisfied => (
+            TargetErrorKind::InvalidData,
+            Permanent,
+            "range not satisfiable",
+        ),
+        K::RateLimited => (
+            TargetErrorKind::Network,
+            Temporary,
+            "the service asked to slow down",
+        ),
+        _ if login_refused(&chain_text(&err)) => (
+            TargetErrorKind::PermissionDenied,
+            Permanent,
+            "the server refused the login (check the user and the password or key, and the \
+             server's host key)",
+        ),
+        _ => (
+            TargetErrorKind::Network,
+            Temporary,
+            "the request failed (the server could not be reached, or failed)",
+        ),
     };
     TargetError::new(kind, location, key, message)
         .with_retry(retry)
@@ -59,8 +103,19 @@ mod tests {
         );
         assert_eq!(e.kind, TargetErrorKind::Network);
         assert!(e.is_temporary());
+        // What RetryLayer returns once its own attempts are spent.
+        let spent = opendal::Error::new(K::Unexpected, "reset")
+            .set_temporary()
+            .set_persistent();
+        assert!(map("t", None, spent).is_temporary());
         let e = map("t", None, opendal::Error::new(K::PermissionDenied, "no"));
         assert!(!e.is_temporary());
         assert!(e.to_string().contains("permission denied"), "{e}");
+        let refused = opendal::Error::new(K::Unexpected, "response: status: 401").set_persistent();
+        let e = map("t", None, refused);
+        assert_eq!(e.kind, TargetErrorKind::PermissionDenied);
+        assert!(!e.is_temporary());
+        let gone = opendal::Error::new(K::NotFound, "gone").set_persistent();
+        assert!(!map("t", None, gone).is_temporary());
     }
 }
