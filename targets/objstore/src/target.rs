@@ -99,9 +99,31 @@ impl ObjectStoreTarget {
         }
     }
 
-    fn reader(&self, result: object_store::GetResult) -> ObjectReader {
-        let stream = result
-            .into_stream()
+    /// Reads `range` of the object as consecutive ranged GETs, up to `concurrency` of them in
+    /// flight and delivered in order: one stream is limited by the round trips of a single
+    /// connection, several fill the link. Every GET asks for the version first seen
+    /// (`If-Match` on its ETag), so an object replaced mid-read fails instead of mixing
+    /// versions. Memory: at most `concurrency` chunks of the part size.
+    fn ranged_reader(&self, path: Path, e_tag: Option<String>, range: Range<u64>) -> ObjectReader {
+        let chunk = self.upload.part_size.max(1);
+        let starts = (range.start..range.end).step_by(chunk as usize);
+        let store = self.store.clone();
+        let end = range.end;
+        let stream = futures_util::stream::iter(starts)
+            .map(move |start| {
+                let store = store.clone();
+                let path = path.clone();
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(start..(start + chunk).min(end))),
+                    if_match: e_tag.clone(),
+                    ..Default::default()
+                };
+                async move {
+                    let result = store.get_opts(&path, options).await?;
+                    result.bytes().await
+                }
+            })
+            .buffered(self.upload.concurrency.max(1))
             .map_err(|e| std::io::Error::other(e.to_string()));
         Box::new(StreamReader::new(stream))
     }
@@ -145,12 +167,12 @@ impl Target for ObjectStoreTarget {
 
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
         let path = self.path(key)?;
-        let result = self
+        let meta = self
             .store
-            .get_opts(&path, GetOptions::default())
+            .head(&path)
             .await
             .map_err(|e| self.ctx.map(Some(key), e))?;
-        Ok(self.reader(result))
+        Ok(self.ranged_reader(path, meta.e_tag, 0..meta.size))
     }
 
     async fn get_range(
@@ -158,23 +180,18 @@ impl Target for ObjectStoreTarget {
         key: &ObjectKey,
         range: Range<u64>,
     ) -> Result<ObjectReader, TargetError> {
-        let size = self.stat(key).await?.size;
-        check_range(&self.ctx.location, key, &range, size)?;
-        let end = range.end.min(size);
+        let path = self.path(key)?;
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.ctx.map(Some(key), e))?;
+        check_range(&self.ctx.location, key, &range, meta.size)?;
+        let end = range.end.min(meta.size);
         if range.start >= end {
             return Ok(Box::new(tokio::io::empty()));
         }
-        let path = self.path(key)?;
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(range.start..end)),
-            ..Default::default()
-        };
-        let result = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| self.ctx.map(Some(key), e))?;
-        Ok(self.reader(result))
+        Ok(self.ranged_reader(path, meta.e_tag, range.start..end))
     }
 
     async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
