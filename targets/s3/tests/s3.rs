@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sstore_conformance::data::{Digest, FailingReader, PatternReader, read_digest};
-use sstore_conformance::services::{self};
+use sstore_conformance::services;
 use sstore_conformance::{KitOptions, assert_conforms};
 use sstore_target_api::{
     ObjectKey, OpenRequest, PutMode, PutOptions, Target, TargetErrorKind, get_bytes, put_bytes,

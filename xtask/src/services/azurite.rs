@@ -6,7 +6,8 @@ use std::process::Command;
 
 use super::{Ctx, EnvEntries, ensure_daemon, run_quiet};
 
-pub const PORT: u16 = 19100;
+/// Azurite's usual port: rclone's `use_emulator` (the benchmark's reference) knows no other.
+pub const PORT: u16 = 10000;
 pub const CONTAINER: &str = "sstore-test";
 /// The development account every Azure emulator accepts (published by Microsoft).
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -31,6 +32,17 @@ const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `${path
   res => { console.log(res.statusCode); res.resume(); });
 req.on('error', e => { console.error(e.message); process.exit(1); });
 req.end();
+"#;
+
+/// Prints an account SAS token (blob service, read/write/delete/list/add/create, until 2035):
+/// what a user given a SAS instead of the key has, and what rclone's `sas_url` takes.
+const ACCOUNT_SAS_JS: &str = r#"
+const crypto = require('crypto');
+const [account, key] = process.argv.slice(1);
+const sv = '2019-02-02', ss = 'b', srt = 'sco', sp = 'rwdlac', se = '2035-01-01T00:00:00Z', spr = 'https,http';
+const toSign = [account, sp, ss, srt, '', se, '', spr, sv, ''].join('\n');
+const sig = crypto.createHmac('sha256', Buffer.from(key, 'base64')).update(toSign, 'utf8').digest('base64');
+console.log(new URLSearchParams({ sv, ss, srt, sp, se, spr, sig }).toString());
 "#;
 
 pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
@@ -85,7 +97,12 @@ pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
             status.trim()
         ));
     }
+    let sas = run_quiet(
+        "signing an account SAS",
+        Command::new("node").args(["-e", ACCOUNT_SAS_JS, ACCOUNT, ACCOUNT_KEY]),
+    )?;
     Ok(vec![
+        ("SSTORE_TEST_AZURE_SAS".into(), sas.trim().to_owned()),
         (
             "SSTORE_TEST_AZURE_ENDPOINT".into(),
             format!("http://127.0.0.1:{PORT}/{ACCOUNT}"),

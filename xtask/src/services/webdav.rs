@@ -35,6 +35,12 @@ pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
         ),
         ("SSTORE_TEST_WEBDAV_USER".into(), USER.into()),
         ("SSTORE_TEST_WEBDAV_PASSWORD".into(), password),
+        (
+            "SSTORE_TEST_WEBDAV_PID_FILE".into(),
+            super::pid_file(ctx, SERVICE, "rclone")
+                .display()
+                .to_string(),
+        ),
     ])
 }
 
