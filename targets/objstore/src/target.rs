@@ -18,6 +18,8 @@ use tokio_util::io::StreamReader;
 use crate::errors::ErrorContext;
 use crate::upload::{self, UploadSettings};
 
+/// The size of each ranged GET of a download.
+const DOWNLOAD_CHUNK: u64 = 8 * 1024 * 1024;
 /// How long a readiness check may take before the target counts as unreachable.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -103,9 +105,9 @@ impl ObjectStoreTarget {
     /// flight and delivered in order: one stream is limited by the round trips of a single
     /// connection, several fill the link. Every GET asks for the version first seen
     /// (`If-Match` on its ETag), so an object replaced mid-read fails instead of mixing
-    /// versions. Memory: at most `concurrency` chunks of the part size.
+    /// versions. Memory: at most `concurrency` chunks of [`DOWNLOAD_CHUNK`].
     fn ranged_reader(&self, path: Path, e_tag: Option<String>, range: Range<u64>) -> ObjectReader {
-        let chunk = self.upload.part_size.max(1);
+        let chunk = DOWNLOAD_CHUNK;
         let starts = (range.start..range.end).step_by(chunk as usize);
         let store = self.store.clone();
         let end = range.end;
@@ -120,10 +122,11 @@ impl ObjectStoreTarget {
                 };
                 async move {
                     let result = store.get_opts(&path, options).await?;
-                    result.bytes().await
+                    Ok::<_, object_store::Error>(result.into_stream())
                 }
             })
             .buffered(self.upload.concurrency.max(1))
+            .try_flatten()
             .map_err(|e| std::io::Error::other(e.to_string()));
         Box::new(StreamReader::new(stream))
     }
