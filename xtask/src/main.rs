@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench_smb;
+mod bench_targets;
 mod services;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -12,6 +13,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                      start the test servers (services up), then cargo fmt --check,
                           cargo clippy -D warnings, and the whole test suite against them
+  bench-targets [--size-mib N] [--rounds R]
+                          N MiB (default 1024) up to and down from s3s-fs and Azurite by sstore's
+                          targets and by rclone copyto, same run: MiB/s and peak RSS (release)
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("services") => services::command(&root(), &args[1..]),
         Some("bench-smb") => bench_smb::run(&root(), &args[1..]),
+        Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -70,6 +75,8 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    // What the workspace needs to build (the SMB target links Samba's libsmbclient).
+    services::apt_install(services::BUILD_PACKAGES)?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),

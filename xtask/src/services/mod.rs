@@ -95,6 +95,9 @@ const SERVICES: &[Service] = &[
     },
 ];
 
+/// Debian packages the workspace needs to build: the SMB target links Samba's libsmbclient.
+pub const BUILD_PACKAGES: &[&str] = &["libsmbclient-dev", "pkg-config", "curl"];
+
 pub const USAGE: &str = "services up [NAME...] | down [NAME...] | status";
 
 /// `cargo xtask services ...`.
