@@ -158,7 +158,7 @@ fn configured_s3_and_azure_targets_back_up_list_and_restore() {
         let place = ["--target", target];
         assert_eq!(
             succeeded_ids(&sandbox, &[], &place),
-            [id.clone()],
+            std::slice::from_ref(&id),
             "{target}"
         );
         restore_and_check(&sandbox, &[], &place, &format!("from-{target}.db"));

@@ -2,6 +2,8 @@
 //! `cargo xtask services up` (skipped with a note when it is not up, failed under
 //! `cargo xtask ci`).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! other test uses the server while it is down. (SFTP is not crashed here: sshd serves each
 //! connection from a process of its own, which outlives the killed listener.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! SFTP server and rclone's WebDAV server, on loopback (skipped with a note when they are not
 //! up, failed under `cargo xtask ci`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! A real S3 server (s3s-fs) killed in the middle of an upload. A test binary of its own, so
 //! no other test uses the server while it is down (cargo runs test binaries one at a time).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

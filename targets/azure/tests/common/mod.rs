@@ -1,5 +1,7 @@
 //! Helpers of the azure target's tests: where the test server is, and targets on it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use sstore_conformance::services::Services;
