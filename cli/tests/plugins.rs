@@ -277,7 +277,17 @@ fn unknown_schemes_list_the_schemes_available() {
     let message = text(&out);
     assert_eq!(code(&out), 1, "{message}");
     assert!(message.contains("'ftp://'"), "{message}");
-    assert!(message.contains("file, sumfolder"), "{message}");
+    // Every scheme this binary serves, built in and from the plugin, sorted.
+    let listed = message
+        .split("the schemes available are: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap_or_default();
+    let schemes: Vec<&str> = listed.split(", ").collect();
+    for scheme in ["file", "s3", "az", "sftp", "webdav", "smb", "sumfolder"] {
+        assert!(schemes.contains(&scheme), "{scheme} missing: {message}");
+    }
+    assert!(schemes.is_sorted(), "{message}");
 }
 
 #[test]

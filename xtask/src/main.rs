@@ -97,7 +97,7 @@ fn ci() -> Result<(), String> {
     let env_file = services::up_all(&root())?;
     let (passed, failed) = test_and_count(
         cargo()
-            .args(["test", "--workspace", "--all-targets"])
+            .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
             .env("SSTORE_SERVICES_ENV", &env_file)
             .env("SSTORE_REQUIRE_SERVICES", "1")
             .env_remove("AWS_CA_BUNDLE"),
