@@ -11,8 +11,10 @@
 //! use_emulator = false                 # Azurite with its development account
 //! allow_http = false
 //! access_tier = "Cool"                 # Hot | Cool | Cold | Archive
-//! part_size_mib = 8
-//! upload_concurrency = 4
+//! part_size_mib = 8                    # multipart part size (5 to 5120)
+//! upload_concurrency = 4               # parts in flight
+//! download_chunk_mib = 8               # the size of each ranged GET
+//! download_concurrency = 12            # ranged GETs in flight
 //! ```
 
 use std::path::PathBuf;
@@ -22,7 +24,7 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::{Attribute, Attributes};
 use serde::Deserialize;
 use sstore_target_api::{OpenRequest, TargetError, secret};
-use sstore_target_objstore::{ObjectStoreTarget, UploadSettings, client, upload};
+use sstore_target_objstore::{DownloadSettings, ObjectStoreTarget, Tuning, client};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,8 @@ pub struct AzureSettings {
     pub access_tier: Option<String>,
     pub part_size_mib: Option<u64>,
     pub upload_concurrency: Option<usize>,
+    pub download_chunk_mib: Option<u64>,
+    pub download_concurrency: Option<usize>,
 }
 
 /// Splits `az://container/prefix` (or `azure://`).
@@ -149,28 +153,17 @@ pub fn open(request: &OpenRequest) -> Result<ObjectStoreTarget, TargetError> {
         }
         attributes.insert(Attribute::StorageClass, tier.clone().into());
     }
-    let upload = UploadSettings {
-        part_size: settings
-            .part_size_mib
-            .map_or(upload::DEFAULT_PART_SIZE, |m| m * 1024 * 1024),
-        concurrency: settings
-            .upload_concurrency
-            .unwrap_or(upload::DEFAULT_CONCURRENCY),
-        attributes,
+    let tuning = Tuning {
+        part_size_mib: settings.part_size_mib,
+        upload_concurrency: settings.upload_concurrency,
+        download_chunk_mib: settings.download_chunk_mib,
+        download_concurrency: settings.download_concurrency,
     };
-    let location = if prefix.is_empty() {
-        format!("az://{container}")
-    } else {
-        format!("az://{container}/{prefix}")
-    };
-    Ok(ObjectStoreTarget::new(
-        Arc::new(store),
-        location,
-        "container",
-        container,
-        &prefix,
-        upload,
-    ))
+    let (upload, download) = tuning.resolve(request, DownloadSettings::AZURE, attributes)?;
+    Ok(
+        ObjectStoreTarget::new(Arc::new(store), "az", "container", container, &prefix)
+            .with_transfer(upload, download),
+    )
 }
 
 /// A SAS token's query pairs (`sv=...&sig=...`), percent-decoded.

@@ -7,6 +7,8 @@
 //! - [`upload`]: single-request puts for small bodies, multipart/block uploads with bounded
 //!   concurrency and a part size chosen from the object size for large ones; aborted on any
 //!   failure, so nothing partial is ever visible.
+//! - [`download`]: ordered ranged GETs, several in flight, pinned to one version.
+//! - [`tuning`]: the part, chunk and concurrency settings both kinds accept.
 //! - [`client`]: timeouts and in-request retries for the HTTP client.
 //! - [`errors`]: object_store errors as target errors with a retry status, naming the bucket
 //!   or container.
@@ -20,10 +22,14 @@
 //! service after a week (Azure's uncommitted blocks).
 
 pub mod client;
+pub mod download;
 pub mod errors;
 pub mod target;
+pub mod tuning;
 pub mod upload;
 
+pub use download::DownloadSettings;
 pub use errors::ErrorContext;
 pub use target::ObjectStoreTarget;
+pub use tuning::Tuning;
 pub use upload::UploadSettings;

@@ -6,20 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt};
 use sstore_target_api::{
     Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutOptions, Readiness, Target,
     TargetError, TargetErrorKind, check_range, probe_write,
 };
-use tokio_util::io::StreamReader;
 
+use crate::download::{self, DownloadSettings};
 use crate::errors::ErrorContext;
 use crate::upload::{self, UploadSettings};
 
-/// The size of each ranged GET of a download.
-const DOWNLOAD_CHUNK: u64 = 8 * 1024 * 1024;
 /// How long a readiness check may take before the target counts as unreachable.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -31,31 +29,45 @@ pub struct ObjectStoreTarget {
     prefix: String,
     ctx: ErrorContext,
     upload: UploadSettings,
+    download: DownloadSettings,
     conditional_create: bool,
 }
 
 impl ObjectStoreTarget {
-    /// `location` names the target in messages (`s3://bucket/prefix`); `container_word` is
-    /// "bucket" or "container".
+    /// The target for `prefix` in `container` (a bucket or container, `container_word` says
+    /// which), named `scheme://container/prefix` in messages; default transfer settings.
     pub fn new(
         store: Arc<dyn ObjectStore>,
-        location: String,
+        scheme: &str,
         container_word: &'static str,
         container: String,
         prefix: &str,
-        upload: UploadSettings,
     ) -> Self {
+        let prefix = prefix.trim_matches('/').to_owned();
+        let location = if prefix.is_empty() {
+            format!("{scheme}://{container}")
+        } else {
+            format!("{scheme}://{container}/{prefix}")
+        };
         Self {
             store,
-            prefix: prefix.trim_matches('/').to_owned(),
+            prefix,
             ctx: ErrorContext {
                 location,
                 container_word,
                 container,
             },
-            upload,
+            upload: UploadSettings::default(),
+            download: DownloadSettings::S3,
             conditional_create: true,
         }
+    }
+
+    /// How objects are uploaded and downloaded (see [`crate::tuning`]).
+    pub fn with_transfer(mut self, upload: UploadSettings, download: DownloadSettings) -> Self {
+        self.upload = upload;
+        self.download = download;
+        self
     }
 
     /// Whether to claim that the service enforces create-only puts atomically (it is asked to
@@ -101,34 +113,8 @@ impl ObjectStoreTarget {
         }
     }
 
-    /// Reads `range` of the object as consecutive ranged GETs, up to `concurrency` of them in
-    /// flight and delivered in order: one stream is limited by the round trips of a single
-    /// connection, several fill the link. Every GET asks for the version first seen
-    /// (`If-Match` on its ETag), so an object replaced mid-read fails instead of mixing
-    /// versions. Memory: at most `concurrency` chunks of [`DOWNLOAD_CHUNK`].
-    fn ranged_reader(&self, path: Path, e_tag: Option<String>, range: Range<u64>) -> ObjectReader {
-        let chunk = DOWNLOAD_CHUNK;
-        let starts = (range.start..range.end).step_by(chunk as usize);
-        let store = self.store.clone();
-        let end = range.end;
-        let stream = futures_util::stream::iter(starts)
-            .map(move |start| {
-                let store = store.clone();
-                let path = path.clone();
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(start..(start + chunk).min(end))),
-                    if_match: e_tag.clone(),
-                    ..Default::default()
-                };
-                async move {
-                    let result = store.get_opts(&path, options).await?;
-                    Ok::<_, object_store::Error>(result.into_stream())
-                }
-            })
-            .buffered(self.upload.concurrency.max(1))
-            .try_flatten()
-            .map_err(|e| std::io::Error::other(e.to_string()));
-        Box::new(StreamReader::new(stream))
+    fn reader(&self, path: Path, e_tag: Option<String>, range: Range<u64>) -> ObjectReader {
+        download::ranged_reader(self.store.clone(), path, e_tag, range, self.download)
     }
 }
 
@@ -175,7 +161,7 @@ impl Target for ObjectStoreTarget {
             .head(&path)
             .await
             .map_err(|e| self.ctx.map(Some(key), e))?;
-        Ok(self.ranged_reader(path, meta.e_tag, 0..meta.size))
+        Ok(self.reader(path, meta.e_tag, 0..meta.size))
     }
 
     async fn get_range(
@@ -194,7 +180,7 @@ impl Target for ObjectStoreTarget {
         if range.start >= end {
             return Ok(Box::new(tokio::io::empty()));
         }
-        Ok(self.ranged_reader(path, meta.e_tag, range.start..end))
+        Ok(self.reader(path, meta.e_tag, range.start..end))
     }
 
     async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
@@ -272,10 +258,14 @@ impl Target for ObjectStoreTarget {
                 writable: true,
                 free_bytes: None,
                 detail: Some(format!(
-                    "{} {}, multipart uploads in {} MiB parts",
+                    "{} {}; uploads in {} MiB parts ({} at a time), downloads in {} MiB \
+                     ranges ({} at a time)",
                     self.ctx.container_word,
                     self.ctx.container,
-                    self.upload.part_size / (1024 * 1024)
+                    self.upload.part_size / (1024 * 1024),
+                    self.upload.concurrency,
+                    self.download.chunk_size / (1024 * 1024),
+                    self.download.concurrency,
                 )),
             }),
             Ok(Err(e)) => Err(e),

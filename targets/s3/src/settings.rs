@@ -16,8 +16,10 @@
 //! storage_class = "STANDARD_IA"
 //! server_side_encryption = "aws:kms"   # AES256 | aws:kms | aws:kms:dsse
 //! sse_kms_key_id = "arn:aws:kms:..."
-//! part_size_mib = 8
-//! upload_concurrency = 4
+//! part_size_mib = 8                    # multipart part size (5 to 5120)
+//! upload_concurrency = 4               # parts in flight
+//! download_chunk_mib = 4               # the size of each ranged GET
+//! download_concurrency = 12            # ranged GETs in flight
 //! conditional_create = true            # false if the service does not enforce If-None-Match
 //! ```
 
@@ -28,7 +30,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{Attribute, Attributes};
 use serde::Deserialize;
 use sstore_target_api::{OpenRequest, TargetError, secret};
-use sstore_target_objstore::{ObjectStoreTarget, UploadSettings, client, upload};
+use sstore_target_objstore::{DownloadSettings, ObjectStoreTarget, Tuning, client};
 
 use crate::profile;
 
@@ -60,6 +62,8 @@ pub struct S3Settings {
     pub sse_kms_key_id: Option<String>,
     pub part_size_mib: Option<u64>,
     pub upload_concurrency: Option<usize>,
+    pub download_chunk_mib: Option<u64>,
+    pub download_concurrency: Option<usize>,
     /// Whether the service enforces `If-None-Match: *` atomically (AWS S3, MinIO, R2 do).
     /// Set false for one that does not, so the lock and create-only puts are not trusted to it.
     pub conditional_create: Option<bool>,
@@ -207,22 +211,16 @@ pub fn open(request: &OpenRequest) -> Result<ObjectStoreTarget, TargetError> {
     if let Some(class) = &settings.storage_class {
         attributes.insert(Attribute::StorageClass, class.clone().into());
     }
-    let upload = UploadSettings {
-        part_size: settings
-            .part_size_mib
-            .map_or(upload::DEFAULT_PART_SIZE, |m| m * 1024 * 1024),
-        concurrency: settings
-            .upload_concurrency
-            .unwrap_or(upload::DEFAULT_CONCURRENCY),
-        attributes,
+    let tuning = Tuning {
+        part_size_mib: settings.part_size_mib,
+        upload_concurrency: settings.upload_concurrency,
+        download_chunk_mib: settings.download_chunk_mib,
+        download_concurrency: settings.download_concurrency,
     };
-    let location = if prefix.is_empty() {
-        format!("s3://{bucket}")
-    } else {
-        format!("s3://{bucket}/{prefix}")
-    };
+    let (upload, download) = tuning.resolve(request, DownloadSettings::S3, attributes)?;
     Ok(
-        ObjectStoreTarget::new(Arc::new(store), location, "bucket", bucket, &prefix, upload)
+        ObjectStoreTarget::new(Arc::new(store), "s3", "bucket", bucket, &prefix)
+            .with_transfer(upload, download)
             .with_conditional_create(settings.conditional_create.unwrap_or(true)),
     )
 }
