@@ -4,6 +4,7 @@
 //! process's peak RSS), so each phase runs in a process of its own.
 //!
 //! usage: target_bench upload|download --kind KIND --config FILE.toml --key KEY --file PATH
+//!        target_bench delete --kind KIND --config FILE.toml --key KEY
 //!
 //! The config file holds the target's settings (a `[[target]]` table without name and kind);
 //! secrets in it are `*_env` / `*_file` references, as in sstore's config.
@@ -31,7 +32,6 @@ async fn main() -> Result<()> {
     let config: toml::Table =
         toml::from_str(&std::fs::read_to_string(value("--config")?).context("reading --config")?)?;
     let key = ObjectKey::new(value("--key")?)?;
-    let file = std::path::PathBuf::from(value("--file")?);
 
     // Reference every built-in kind so the linker keeps their registrations.
     let _ = sstore_cli::builtin_kinds();
@@ -42,6 +42,11 @@ async fn main() -> Result<()> {
         config,
     };
     let target = registry.open(&kind, &request).await?;
+    if phase == "delete" {
+        target.delete(&key).await?;
+        return Ok(());
+    }
+    let file = std::path::PathBuf::from(value("--file")?);
 
     let started = Instant::now();
     let bytes = match phase.as_str() {

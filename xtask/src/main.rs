@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-mod bench_smb;
 mod bench_targets;
 mod services;
 
@@ -13,9 +12,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci                      start the test servers (services up), then cargo fmt --check,
                           cargo clippy -D warnings, and the whole test suite against them
-  bench-targets [--size-mib N] [--rounds R]
-                          N MiB (default 1024) up to and down from s3s-fs and Azurite by sstore's
-                          targets and by rclone copyto, same run: MiB/s and peak RSS (release)
+  bench-targets [--size-mib N] [--rounds R] [--only s3,azure,smb] [--download-dir DIR]
+                          N MiB (default 1024) up to and down from s3s-fs, Azurite and Samba by
+                          sstore's targets and, same run, by rclone copyto / smbclient: MiB/s
+                          and peak RSS, medians over R rounds (default 3; release)
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
@@ -32,7 +32,6 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("services") => services::command(&root(), &args[1..]),
-        Some("bench-smb") => bench_smb::run(&root(), &args[1..]),
         Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");

@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 pub const CHUNK: usize = 8 * 1024 * 1024;
 
 /// The size of one read call: 2 MiB calls read at ~1.2 GiB/s on loopback, 32 MiB calls at
-/// ~0.6 GiB/s (measured with `cargo xtask bench-smb`), at a third of the memory.
+/// ~0.6 GiB/s (measured with `cargo xtask bench-targets --only smb`), at a third of the memory.
 pub const READ_CHUNK: usize = 2 * 1024 * 1024;
 
 /// How many chunks may wait between the two sides.
