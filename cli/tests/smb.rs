@@ -2,6 +2,7 @@
 //! backups written straight to a share by UNC path (port from the environment, or from a
 //! configured target's settings) and by smb:// URL, then `history` and `restore` from it.
 
+#![cfg(all(unix, feature = "smb"))]
 #![allow(clippy::unwrap_used)]
 
 mod common;
