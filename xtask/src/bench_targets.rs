@@ -9,7 +9,7 @@
 //! Each transfer is its own process under GNU time, which measures the wall time (start-up and
 //! connection included) and the peak RSS of both tools the same way. sstore's side is the
 //! `target_bench` example (`cli/examples`): `put_file` and `get` of the kind, as the engine
-//! uses them. Who goes first alternates by round. Downloads go to a file in `--download-dir`
+//! uses them. Who goes first alternates by round (default 4 rounds: keep it even). Downloads go to a file in `--download-dir`
 //! (default `/dev/shm`, so this machine's disk writeback is not what is measured), are compared
 //! with the staged file byte for byte, and removed.
 
@@ -139,7 +139,7 @@ struct Options {
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         size_mib: 1024,
-        rounds: 3,
+        rounds: 4,
         only: None,
         download_dir: PathBuf::from("/dev/shm"),
     };
@@ -240,7 +240,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                     ours("download", &downloaded),
                     case.reference.download(&downloaded),
                 ];
-                // Who goes first alternates, so neither always meets a warmer server.
+                // Who goes first alternates, so neither always meets a warmer server (the
+                // first download after the uploads is measurably slower on Azurite whoever makes
+                // it); an even number of rounds gives each tool the first place equally often.
                 let order: [usize; 4] = if round % 2 == 1 {
                     [0, 1, 2, 3]
                 } else {
@@ -303,7 +305,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         let median = |k: usize| {
             let mut v: Vec<f64> = rows.iter().map(|r| r[k].mib_per_s).collect();
             v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
+            let n = v.len();
+            if n.is_multiple_of(2) {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            } else {
+                v[n / 2]
+            }
         };
         let peak = |k: usize| rows.iter().map(|r| r[k].peak_rss_mib).fold(0.0, f64::max);
         for (direction, ours, theirs) in [("upload", 0, 1), ("download", 2, 3)] {

@@ -15,7 +15,7 @@ commands:
   bench-targets [--size-mib N] [--rounds R] [--only s3,azure,smb] [--download-dir DIR]
                           N MiB (default 1024) up to and down from s3s-fs, Azurite and Samba by
                           sstore's targets and, same run, by rclone copyto / smbclient: MiB/s
-                          and peak RSS, medians over R rounds (default 3; release)
+                          and peak RSS, medians over R rounds (default 4, keep it even; release)
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing

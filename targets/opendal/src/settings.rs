@@ -127,12 +127,17 @@ fn value_text(value: &toml::Value) -> Option<String> {
     }
 }
 
-fn number(request: &OpenRequest, name: &str) -> Result<Option<u64>, TargetError> {
-    match request.config.get(name) {
-        None => Ok(None),
-        Some(toml::Value::Integer(i)) if *i > 0 => Ok(Some(*i as u64)),
-        Some(_) => Err(request.invalid(format!("{name} must be a positive whole number"))),
-    }
+/// A whole-number setting from 1 to `max`.
+fn number(request: &OpenRequest, name: &str, max: u64) -> Result<Option<u64>, TargetError> {
+    let Some(value) = request.config.get(name) else {
+        return Ok(None);
+    };
+    value
+        .as_integer()
+        .and_then(|i| u64::try_from(i).ok())
+        .filter(|n| (1..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| request.invalid(format!("{name} must be a whole number from 1 to {max}")))
 }
 
 /// The service and options of a request: from its URL, then its settings.
@@ -226,9 +231,9 @@ fn describe(config: &ServiceConfig) -> String {
 pub fn open(request: &OpenRequest) -> Result<OpendalTarget, TargetError> {
     let config = service_config(request)?;
     let location = describe(&config);
-    let timeout = Duration::from_secs(number(request, "timeout_secs")?.unwrap_or(120));
-    let io_timeout = Duration::from_secs(number(request, "io_timeout_secs")?.unwrap_or(60));
-    let retries = number(request, "retries")?.unwrap_or(3) as usize;
+    let timeout = Duration::from_secs(number(request, "timeout_secs", 86_400)?.unwrap_or(120));
+    let io_timeout = Duration::from_secs(number(request, "io_timeout_secs", 86_400)?.unwrap_or(60));
+    let retries = number(request, "retries", 100)?.unwrap_or(3) as usize;
     let operator = Operator::via_iter(&config.service, config.options.clone())
         .map_err(|e| {
             TargetError::new(
@@ -249,9 +254,11 @@ pub fn open(request: &OpenRequest) -> Result<OpendalTarget, TargetError> {
         )
         .layer(RetryLayer::new().with_max_times(retries).with_jitter());
     let transfer = TransferSettings {
-        part_size: number(request, "part_size_mib")?.unwrap_or(8) * 1024 * 1024,
-        concurrency: number(request, "upload_concurrency")?.unwrap_or(4) as usize,
-        single_write_limit: number(request, "max_single_write_mib")?.unwrap_or(256) * 1024 * 1024,
+        part_size: number(request, "part_size_mib", 5 * 1024)?.unwrap_or(8) * 1024 * 1024,
+        concurrency: number(request, "upload_concurrency", 64)?.unwrap_or(4) as usize,
+        single_write_limit: number(request, "max_single_write_mib", 4 * 1024)?.unwrap_or(256)
+            * 1024
+            * 1024,
     };
     Ok(OpendalTarget::new(operator, location, transfer))
 }
@@ -302,6 +309,20 @@ mod tests {
         assert_eq!(option(&c, "username"), Some("u"));
         assert_eq!(option(&c, "retries"), None, "own settings are not options");
         assert!(open(&request).is_ok());
+
+        for bad in [
+            "part_size_mib = 0",
+            "part_size_mib = 9223372036854775807",
+            "retries = -1",
+        ] {
+            let mut request = request.clone();
+            request
+                .config
+                .extend(toml::from_str::<toml::Table>(bad).unwrap());
+            let name = bad.split(' ').next().unwrap();
+            let err = open(&request).unwrap_err();
+            assert!(err.message.contains(name), "{bad}: {err}");
+        }
 
         request.config.insert("service".into(), "nosuch".into());
         let err = open(&request).unwrap_err();
