@@ -63,29 +63,25 @@ impl Reference {
     fn upload(&self, staged: &Path) -> Command {
         match self {
             Reference::Rclone { env, path } => rclone(env, &staged.display().to_string(), path),
-            Reference::Smbclient { .. } => {
-                self.smbclient(&format!("put {} {REFERENCE_NAME}", staged.display()))
-            }
+            Reference::Smbclient { port, share, auth } => smbclient(
+                port,
+                share,
+                auth,
+                &format!("put {} {REFERENCE_NAME}", staged.display()),
+            ),
         }
     }
 
     fn download(&self, to: &Path) -> Command {
         match self {
             Reference::Rclone { env, path } => rclone(env, path, &to.display().to_string()),
-            Reference::Smbclient { .. } => {
-                self.smbclient(&format!("get {REFERENCE_NAME} {}", to.display()))
-            }
+            Reference::Smbclient { port, share, auth } => smbclient(
+                port,
+                share,
+                auth,
+                &format!("get {REFERENCE_NAME} {}", to.display()),
+            ),
         }
-    }
-
-    fn smbclient(&self, commands: &str) -> Command {
-        let mut cmd = Command::new("smbclient");
-        if let Reference::Smbclient { port, share, auth } = self {
-            cmd.args(["-p", port, &format!("//127.0.0.1/{share}"), "-A"])
-                .arg(auth)
-                .args(["-c", commands]);
-        }
-        cmd
     }
 
     /// Removes what the reference tool stored (best effort).
@@ -98,10 +94,21 @@ impl Reference {
                     .envs(env.iter().map(|(k, v)| (k, v)));
                 cmd
             }
-            Reference::Smbclient { .. } => self.smbclient(&format!("del {REFERENCE_NAME}")),
+            Reference::Smbclient { port, share, auth } => {
+                smbclient(port, share, auth, &format!("del {REFERENCE_NAME}"))
+            }
         };
         let _ = services::run_quiet("clean up", &mut cmd);
     }
+}
+
+/// `smbclient` on `//127.0.0.1/share` at `port`, running `commands`.
+fn smbclient(port: &str, share: &str, auth: &Path, commands: &str) -> Command {
+    let mut cmd = Command::new("smbclient");
+    cmd.args(["-p", port, &format!("//127.0.0.1/{share}"), "-A"])
+        .arg(auth)
+        .args(["-c", commands]);
+    cmd
 }
 
 fn rclone(env: &[(String, String)], from: &str, to: &str) -> Command {
