@@ -86,6 +86,11 @@ pub(crate) const CHECKS: &[Check] = &[
         run: |s| Box::pin(objects::ranged_reads(s)),
     },
     Check {
+        name: "delete_after_read",
+        about: "an object just read (whole, by range, or empty) can be deleted at once: no handle stays open",
+        run: |s| Box::pin(objects::delete_after_read(s)),
+    },
+    Check {
         name: "listing",
         about: "many keys are listed exactly and sorted; prefixes are string prefixes",
         run: |s| Box::pin(listing::listing(s)),

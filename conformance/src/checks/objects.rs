@@ -361,6 +361,46 @@ pub(super) async fn ranged_reads(s: Arc<Scope>) -> CheckResult {
     Ok(Verdict::Passed(None))
 }
 
+/// A read that returned all its bytes has let go of the object: deleting it right after (no
+/// pause, no retry) succeeds, for a whole read, a ranged read and an empty object. A client
+/// that closes its file handle only after the reader has ended, or in the background, fails
+/// this on servers that refuse to delete an open file (SMB: "Device or resource busy").
+pub(super) async fn delete_after_read(s: Arc<Scope>) -> CheckResult {
+    const SEED: u64 = 73;
+    const SIZE: u64 = 200_003;
+    let cases: [(&str, u64, Option<std::ops::Range<u64>>); 4] = [
+        ("whole", SIZE, None),
+        ("range", SIZE, Some(1000..2000)),
+        ("tail", SIZE, Some(SIZE - 10..SIZE + 10)),
+        ("empty", 0, None),
+    ];
+    for (name, size, range) in cases {
+        let key = s.key(name)?;
+        put_small(
+            &s,
+            &key,
+            &pattern_bytes(SEED, 0, size as usize),
+            PutMode::Create,
+        )
+        .await?;
+        let got = match &range {
+            Some(range) => read_range(&s, &key, range.clone(), size + 1).await?,
+            None => read_small(&s, &key, size + 1).await?,
+        };
+        let want = range.as_ref().map_or(size, |r| r.end.min(size) - r.start);
+        ensure!(
+            got.len() as u64 == want,
+            "the read of {key} returned {} bytes; expected {want}",
+            got.len()
+        );
+        s.delete(&key)
+            .await
+            .during(format!("delete of {key} right after it was read ({name})"))?;
+        expect_absent(&s, &key, "after its delete").await?;
+    }
+    Ok(Verdict::Passed(None))
+}
+
 /// A deleted object is gone from `get`, `stat` and `list` (a second delete is `NotFound`);
 /// objects whose keys extend it stay; the key can be created again.
 pub(super) async fn delete(s: Arc<Scope>) -> CheckResult {
