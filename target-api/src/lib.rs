@@ -201,6 +201,13 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     /// Checks that the target answers and accepts writes, within a bounded time. An
     /// unreachable target is an error (temporary when trying later may help).
     async fn readiness(&self) -> Result<Readiness, TargetError>;
+
+    /// How the connection to the service is protected, for the job log and `sstore targets`
+    /// (`SMB 3.1.1 session, signed, not encrypted`). Connects when needed. `None` where there
+    /// is nothing to say (local folders, HTTPS clients that only say so in their URL).
+    async fn connection(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
 }
 
 /// Refuses a range that is empty-reversed or starts past the object's end.

@@ -72,6 +72,11 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
     let bak = dir.object(&staged.folder, BACKUP_FILE)?;
     let what = format!("{}: {}", dest.name, dir.describe(&bak));
     let (backup_path, manifest_path) = (staged.backup_path(), staged.manifest_path());
+    // How the connection is protected (an SMB session: signed, encrypted), where the target
+    // says; a failure to connect is reported by the upload below, with its retries.
+    if let Ok(Some(connection)) = dir.target().connection().await {
+        job.log.info(format!("{}: {connection}", dest.name));
+    }
     with_retry(&job.retry, &format!("upload to {what}"), &job.log, |_| {
         job.attempts.fetch_add(1, Ordering::Relaxed);
         ensure_object(dest, &bak, &backup_path, job, true)
