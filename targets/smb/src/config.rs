@@ -1,5 +1,6 @@
 //! What an `smb` target points at: a UNC path, an `smb://` URL or config settings, completed
-//! from the environment (`SSTORE_SMB_USER`, `SSTORE_SMB_PASSWORD`, `SSTORE_SMB_PORT`).
+//! from the environment (`SSTORE_SMB_USER`, `SSTORE_SMB_PASSWORD`, `SSTORE_SMB_PORT`,
+//! `SSTORE_SMB_CLIENT`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub const PASSWORD_ENV: &str = "SSTORE_SMB_PASSWORD";
 pub const PORT_ENV: &str = "SSTORE_SMB_PORT";
 /// The SMB port.
 pub const DEFAULT_PORT: u16 = 445;
+/// The client when the settings name none (`smb2` or `libsmbclient`).
+pub const CLIENT_ENV: &str = "SSTORE_SMB_CLIENT";
 /// How long one operation may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -44,6 +47,65 @@ impl fmt::Display for Encryption {
     }
 }
 
+/// Whether a session that is neither signed nor encrypted may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signing {
+    /// Refuse a session that is neither signed nor encrypted (the default).
+    #[default]
+    Required,
+    /// Accept an unsigned, unencrypted session (anyone on the path can then change the data).
+    Off,
+}
+
+impl fmt::Display for Signing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Required => "required",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Which SMB client speaks to the share (see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// The pure-Rust `smb2` crate: in every build.
+    Smb2,
+    /// Samba's libsmbclient: only in a build with the `libsmbclient` feature.
+    Libsmbclient,
+}
+
+impl ClientKind {
+    /// The client of this build when nothing names one: libsmbclient when it was built in
+    /// (whoever builds it wants what only it can do: encryption, Kerberos), else smb2.
+    pub const fn default_for_build() -> Self {
+        if cfg!(feature = "libsmbclient") {
+            Self::Libsmbclient
+        } else {
+            Self::Smb2
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "smb2" => Some(Self::Smb2),
+            "libsmbclient" => Some(Self::Libsmbclient),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smb2 => "smb2",
+            Self::Libsmbclient => "libsmbclient",
+        })
+    }
+}
+
 /// Settings of a `kind = "smb"` target (the config's `[[target]]` table).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +121,8 @@ pub struct SmbSettings {
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
     pub encryption: Option<Encryption>,
+    pub signing: Option<Signing>,
+    pub client: Option<ClientKind>,
     /// The bound of one operation, in seconds (default 30).
     pub timeout_secs: Option<u64>,
 }
@@ -75,6 +139,8 @@ pub struct SmbConfig {
     pub domain: String,
     pub password: Zeroizing<String>,
     pub encryption: Encryption,
+    pub signing: Signing,
+    pub client: ClientKind,
     pub timeout: Duration,
 }
 
@@ -84,6 +150,8 @@ impl fmt::Debug for SmbConfig {
             .field("location", &self.location())
             .field("domain", &self.domain)
             .field("encryption", &self.encryption)
+            .field("signing", &self.signing)
+            .field("client", &self.client)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -310,6 +378,17 @@ pub fn resolve(request: &OpenRequest, env: &dyn Env) -> Result<SmbConfig, Target
         Some(secs) => Duration::from_secs(secs),
         None => DEFAULT_TIMEOUT,
     };
+    let client = match settings.client {
+        Some(client) => client,
+        None => match env.var(CLIENT_ENV) {
+            Some(text) => ClientKind::parse(&text).ok_or_else(|| {
+                request.invalid(format!(
+                    "{CLIENT_ENV}='{text}' is not an SMB client: write smb2 or libsmbclient"
+                ))
+            })?,
+            None => ClientKind::default_for_build(),
+        },
+    };
     Ok(SmbConfig {
         server,
         port,
@@ -319,6 +398,8 @@ pub fn resolve(request: &OpenRequest, env: &dyn Env) -> Result<SmbConfig, Target
         domain: settings.domain.unwrap_or_else(|| "WORKGROUP".to_owned()),
         password,
         encryption: settings.encryption.unwrap_or_default(),
+        signing: settings.signing.unwrap_or_default(),
+        client,
         timeout,
     })
 }
@@ -364,6 +445,8 @@ mod tests {
         assert_eq!(c.user, "envuser");
         assert_eq!(c.password.as_str(), "envpass");
         assert_eq!(c.encryption, Encryption::IfOffered);
+        assert_eq!(c.signing, Signing::Required);
+        assert_eq!(c.client, ClientKind::default_for_build());
         assert_eq!(
             c.location(),
             "smb://envuser@127.0.0.1:4445/backups/sstore/sub"
@@ -394,7 +477,8 @@ mod tests {
             &request(
                 None,
                 "server = 'nas'\nshare = 'backups'\nfolder = 'a\\\\b'\nuser = 'u'\n\
-                 encryption = 'required'\ndomain = 'CORP'\ntimeout_secs = 5",
+                 encryption = 'required'\ndomain = 'CORP'\ntimeout_secs = 5\n\
+                 signing = 'off'\nclient = 'smb2'",
             ),
             &Vars(&[(PASSWORD_ENV, "p")]),
         )
@@ -402,6 +486,7 @@ mod tests {
         assert_eq!(c.folder, ["a", "b"]);
         assert_eq!(c.port, DEFAULT_PORT);
         assert_eq!(c.encryption, Encryption::Required);
+        assert_eq!((c.signing, c.client), (Signing::Off, ClientKind::Smb2));
         assert_eq!(c.domain, "CORP");
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert_eq!(c.share_unc(), r"\\nas\backups");
@@ -436,5 +521,21 @@ mod tests {
         assert!(e.message.contains(PASSWORD_ENV), "{e}");
         let e = resolve(&request(Some(r"\\h\s"), ""), &Vars(&[(PORT_ENV, "x")])).unwrap_err();
         assert!(e.message.contains(PORT_ENV), "{e}");
+        let e = resolve(&request(Some(r"\\h\s"), "signing = 'maybe'"), &ENV).unwrap_err();
+        assert!(e.message.contains("required"), "{e}");
+        let vars = Vars(&[
+            (USER_ENV, "u"),
+            (PASSWORD_ENV, "p"),
+            (CLIENT_ENV, "libsmbclient"),
+        ]);
+        let c = resolve(&request(Some(r"\\h\s"), ""), &vars).unwrap();
+        assert_eq!(c.client, ClientKind::Libsmbclient);
+        let vars = Vars(&[
+            (USER_ENV, "u"),
+            (PASSWORD_ENV, "p"),
+            (CLIENT_ENV, "smbclient"),
+        ]);
+        let e = resolve(&request(Some(r"\\h\s"), ""), &vars).unwrap_err();
+        assert!(e.message.contains("smb2 or libsmbclient"), "{e}");
     }
 }

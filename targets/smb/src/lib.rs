@@ -4,52 +4,51 @@
 //! `smb://[user@]server[:port]/share/folder`, or a `[[target]]` with `kind = "smb"` and the
 //! settings `server`, `port` (445), `share`, `folder`, `user`, `domain` (alias `workgroup`,
 //! default `WORKGROUP`), `password_env` / `password_file`, `encryption` (`"required"`,
-//! `"if-offered"` (default), `"off"`) and `timeout_secs` (30: the bound of any one operation).
+//! `"if-offered"` (default), `"off"`), `signing` (`"required"` (default), `"off"`), `client`
+//! (`"smb2"`, `"libsmbclient"`) and `timeout_secs` (30: the bound of any one operation).
 //! A UNC path or URL on the command line takes the user from the URL or `SSTORE_SMB_USER`, the
-//! password from `SSTORE_SMB_PASSWORD`, and the port from the URL or `SSTORE_SMB_PORT`
-//! (a `[[target]]`'s settings come first, the environment fills in what they leave out).
+//! password from `SSTORE_SMB_PASSWORD`, the port from the URL or `SSTORE_SMB_PORT`, and the
+//! client from `SSTORE_SMB_CLIENT` (a `[[target]]`'s settings come first, the environment
+//! fills in what they leave out).
 //!
-//! # The client: Samba's libsmbclient, through `pavao`
-//! Two Rust clients were measured against Samba 4.17 on loopback (smbclient there: put
-//! ~850 MiB/s, get ~1.3 GiB/s):
-//! - the pure-Rust `smb` crate (0.12): reads at ~22 MiB/s with 1 MiB requests (its socket has
-//!   no TCP_NODELAY; nothing sstore can set without unsafe code), writes at ~380-490 MiB/s,
-//!   and three ways to hang (credits lost on interim replies to large writes, a lost wakeup
-//!   when listing on a multi-thread runtime, its own timeout not firing in those hangs);
-//! - `pavao` 0.3 (bindings to libsmbclient, the library smbclient itself uses): ~900-1000
-//!   MiB/s both ways, encrypted sessions included.
+//! # The clients: smb2 by default, libsmbclient as an option
+//! Measured against Samba 4.17 on loopback (smbclient itself: put 400-650 MiB/s into the page
+//! cache, get 650-750 MiB/s; `dd conv=fsync` on the same disk 330-450 MiB/s):
+//! - the pure-Rust `smb` crate (0.12) has three defects that rule it out: reads at ~22 MiB/s
+//!   (no TCP_NODELAY), writes with large chunks that hang (credits granted in interim
+//!   `STATUS_PENDING` answers are dropped), and listings that lose a wakeup on a multi-thread
+//!   runtime;
+//! - the pure-Rust `smb2` crate (0.39) has none of them: it sets TCP_NODELAY, counts interim
+//!   credits and lists reliably, pipelines reads (600-950 MiB/s) and writes (~500 MiB/s into
+//!   the page cache, 260-300 MiB/s with the flush to disk it sends before closing), signs
+//!   with AES-GMAC/CMAC/HMAC, and its server-side rename refuses an existing name. Its one gap:
+//!   its NEGOTIATE does not announce the encryption capability, so Samba never selects a
+//!   cipher, and a share that requires encryption refuses its sessions;
+//! - `pavao` 0.3 (Samba's libsmbclient, the library smbclient uses) encrypts, and reads its
+//!   Kerberos setup from `smb.conf`, but it is a C library (`libsmbclient-dev` and `pkg-config`
+//!   to build, GPL-3.0), has a blocking API behind one process-wide lock, does not enforce
+//!   `required` encryption and always replaces on rename.
 //!
-//! The benchmark goal (0.7x smbclient both ways) rules out the first, so this crate uses
-//! pavao. The price is a C library (`libsmbclient-dev` and `pkg-config` to build,
-//! `libsmbclient` at run time) and pavao's known defects, each made unreachable here and
-//! each tested in `tests/defects.rs`:
-//! - **a blocking API behind one process-wide lock**: every call runs on
-//!   `spawn_blocking`, never on the async workers (`client`);
-//! - **no bound on a stalled server** (libsmbclient's default request timeout is 20 s and a
-//!   call retries): every operation is bounded by `timeout_secs` on the async side, with
-//!   libsmbclient's own timeout set to a quarter of it before the first connection, so the
-//!   lock is released too; a stall is a temporary `Timeout` error, never a hang;
-//! - **a broken connection stays cached**: any failure that is not a plain answer (not
-//!   found, exists, denied, full) drops the session; the next attempt connects again;
-//! - **a wrong password and a read-only share are both "Permission denied"**: the session
-//!   is proved by reading the share's root before anything else, so a refusal there is the
-//!   logon's (`Unauthenticated`) and a refusal later is a write permission
-//!   (`PermissionDenied`, naming the share and user);
-//! - **`required` encryption is not enforced by libsmbclient 4.17** (it goes on
-//!   unencrypted when the server offers no encryption): `probe` checks the server's SMB2
-//!   NEGOTIATE answer first and refuses such a server;
-//! - **rename always replaces** (libsmbclient unlinks the destination, then renames): see
-//!   `target` for how create-only stays server-enforced (published files are read-only, which
-//!   the unlink cannot remove) and how an overwrite interrupted half-way stays readable;
-//! - **`%` and `?` are URL syntax to libsmbclient**: key segments are percent-encoded.
+//! So `smb2` is the client of every build: the default `sstore` needs nothing but a Rust
+//! toolchain. libsmbclient is the cargo feature `libsmbclient`, for shares that require
+//! encryption; a build with it uses it unless a target says `client = "smb2"`. Both sit behind
+//! one internal interface (`client`), with the publishing rules, time limits and messages in
+//! `target`, once.
 //!
-//! On Windows the `sstore` binary gets UNC paths as local paths (the `local` kind, through
-//! the filesystem API); this crate serves the `smb` scheme on every system where libsmbclient
-//! builds.
+//! # Never weaker than asked
+//! After the logon and before any file is touched, the session's protection is checked
+//! (`security`): `encryption = "required"` refuses a session that is not encrypted (with smb2
+//! it always is refused, and the message says which feature to build with), and a session that
+//! is neither signed nor encrypted is refused unless `signing = "off"`. smb2 reports the
+//! session's own state; libsmbclient does not, so for it the server's NEGOTIATE answer
+//! (`probe`) is read first. `readiness`, `sstore targets` and the job log say which it is.
 //!
-//! Modules: `config` (URL, UNC, settings, environment), `probe` (the encryption check),
-//! `client` (the session, timeouts and blocking calls), `stream` (chunked transfer between
-//! the async and blocking sides), `target` (the [`Target`] implementation).
+//! On Windows the `sstore` binary gets UNC paths as local paths (the `local` kind, through the
+//! filesystem API); the `smb` scheme is served everywhere.
+//!
+//! Modules: `config` (URL, UNC, settings, environment), `security` (the session rule),
+//! `probe` (the NEGOTIATE exchange), `client` (the interface and its two clients), `stream`
+//! (chunked transfer), `target` (the [`Target`] implementation).
 
 use std::sync::Arc;
 
@@ -58,10 +57,12 @@ use sstore_target_api::{BuiltinKind, OpenRequest, Target, TargetError};
 mod client;
 pub mod config;
 pub mod probe;
+pub mod security;
 mod stream;
 mod target;
 
-pub use config::{Encryption, SmbConfig};
+pub use config::{ClientKind, Encryption, Signing, SmbConfig};
+pub use security::SessionSecurity;
 pub use target::{NEXT_SUFFIX, SmbTarget, TEMP_SUFFIX};
 
 /// The kind name in config files (`kind = "smb"`).
@@ -81,15 +82,16 @@ pub fn kind() -> &'static str {
     KIND
 }
 
+/// The client a target uses when its settings name none, in this build.
+pub fn default_client() -> ClientKind {
+    ClientKind::default_for_build()
+}
+
 fn open_smb(request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
-    let config = config::resolve(request, &config::ProcessEnv)?;
-    Ok(Arc::new(SmbTarget::new(config)))
+    Ok(Arc::new(open(request)?))
 }
 
 /// Opens a target from an `OpenRequest` as the registry would (for tests and tools).
 pub fn open(request: &OpenRequest) -> Result<SmbTarget, TargetError> {
-    Ok(SmbTarget::new(config::resolve(
-        request,
-        &config::ProcessEnv,
-    )?))
+    SmbTarget::new(config::resolve(request, &config::ProcessEnv)?)
 }

@@ -1,11 +1,14 @@
-//! Does the server offer SMB3 encryption? One SMB2 NEGOTIATE exchange over plain TCP.
+//! What does the server offer? One SMB2 NEGOTIATE exchange over plain TCP: the dialect it
+//! picks, whether it offers SMB3 encryption and whether it requires signing.
 //!
 //! libsmbclient 4.17 asked for `required` encryption against a server that does not offer it
 //! prints "Encryption required and server doesn't support SMB3 encryption - failing connect"
-//! and then carries on unencrypted (measured: a file was created). So `encryption =
-//! "required"` is enforced here, before libsmbclient connects: a server whose NEGOTIATE answer
-//! offers no cipher (SMB 3.1.1 encryption context) or no encryption capability (SMB 3.0.x) is
-//! refused.
+//! and then carries on unencrypted (measured: a file was created), and it does not say how a
+//! session is protected. So the libsmbclient client reads this answer first: a server whose
+//! NEGOTIATE answer offers no cipher (SMB 3.1.1 encryption context) or no encryption
+//! capability (SMB 3.0.x) is refused before libsmbclient connects. The smb2 client reads it
+//! to explain a refused session (a server that offers encryption and refuses an unencrypted
+//! session requires encryption).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,6 +17,7 @@ use std::time::Duration;
 const DIALECTS: [u16; 5] = [0x0202, 0x0210, 0x0300, 0x0302, 0x0311];
 const CAP_LARGE_MTU: u32 = 0x04;
 const CAP_ENCRYPTION: u32 = 0x40;
+const SIGNING_REQUIRED: u16 = 0x02;
 const PREAUTH_CONTEXT: u16 = 0x0001;
 const ENCRYPTION_CONTEXT: u16 = 0x0002;
 /// AES-128-GCM, AES-128-CCM, AES-256-GCM, AES-256-CCM.
@@ -26,10 +30,37 @@ pub struct Negotiated {
     pub dialect: u16,
     /// The server offers encryption for this dialect.
     pub encryption: bool,
+    /// The server requires every message to be signed.
+    pub signing_required: bool,
 }
 
-/// Sends one NEGOTIATE to `server:port` and reads the answer, within `timeout` per step.
+/// `SMB 3.1.1` for `0x0311`, as users know the dialects.
+pub fn dialect_name(dialect: u16) -> String {
+    match dialect {
+        0x0202 => "SMB 2.0.2".into(),
+        0x0210 => "SMB 2.1".into(),
+        0x0300 => "SMB 3.0".into(),
+        0x0302 => "SMB 3.0.2".into(),
+        0x0311 => "SMB 3.1.1".into(),
+        0 => "SMB1".into(),
+        other => format!("SMB dialect {other:#06x}"),
+    }
+}
+
+/// Sends one NEGOTIATE to `server:port` and reads the answer, within `timeout` per step. A
+/// server that does not answer in time is a `TimedOut` error.
 pub fn negotiate(server: &str, port: u16, timeout: Duration) -> io::Result<Negotiated> {
+    exchange(server, port, timeout).map_err(|e| match e.kind() {
+        // What a socket's read or write timeout returns on Unix.
+        io::ErrorKind::WouldBlock => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer to NEGOTIATE within {timeout:?}"),
+        ),
+        _ => e,
+    })
+}
+
+fn exchange(server: &str, port: u16, timeout: Duration) -> io::Result<Negotiated> {
     let addrs = (server, port).to_socket_addrs()?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the server name has no address");
     for addr in addrs {
@@ -128,6 +159,7 @@ fn parse(answer: &[u8]) -> io::Result<Negotiated> {
         return Ok(Negotiated {
             dialect: 0,
             encryption: false,
+            signing_required: false,
         });
     }
     let status = u32_at(answer, 8)?;
@@ -136,6 +168,7 @@ fn parse(answer: &[u8]) -> io::Result<Negotiated> {
             "the server refused NEGOTIATE (status {status:#010x})"
         )));
     }
+    let signing_required = u16_at(answer, 64 + 2)? & SIGNING_REQUIRED != 0;
     let dialect = u16_at(answer, 64 + 4)?;
     let encryption = match dialect {
         0x0300 | 0x0302 => u32_at(answer, 64 + 24)? & CAP_ENCRYPTION != 0,
@@ -159,6 +192,7 @@ fn parse(answer: &[u8]) -> io::Result<Negotiated> {
     Ok(Negotiated {
         dialect,
         encryption,
+        signing_required,
     })
 }
 
@@ -191,6 +225,10 @@ mod tests {
         answer[..4].copy_from_slice(b"\xfeSMB");
         answer[68..70].copy_from_slice(&0x0302u16.to_le_bytes());
         assert!(!parse(&answer).unwrap().encryption);
+        assert!(!parse(&answer).unwrap().signing_required);
+        answer[66] = SIGNING_REQUIRED as u8;
+        assert!(parse(&answer).unwrap().signing_required);
+        assert_eq!(dialect_name(parse(&answer).unwrap().dialect), "SMB 3.0.2");
         answer[88] = CAP_ENCRYPTION as u8;
         assert!(parse(&answer).unwrap().encryption);
         // 3.1.1 with a context list pointing past the end: an error, not a panic.

@@ -1,6 +1,7 @@
-//! Moving bytes between the async engine and libsmbclient's blocking reads and writes: a
-//! bounded channel of [`CHUNK`] / [`READ_CHUNK`]-sized buffers, so memory stays flat whatever the size, and
-//! every wait on the other side is bounded by the target's timeout.
+//! Moving bytes between the engine and a client: uploads read the body in [`CHUNK`]s, and
+//! downloads arrive as [`READ_CHUNK`]-sized buffers through a bounded channel (from smb2's
+//! pipelined reads or libsmbclient's blocking ones), so memory stays flat whatever the size,
+//! and every wait for the server is bounded by the target's timeout.
 
 use std::future::Future as _;
 use std::io;
@@ -12,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
-/// The size of one write call. libsmbclient sends a call as requests of at most the
-/// server's maximum write size (8 MiB for Samba), one after the other.
+/// The size of one write call. Both clients split it into requests of at most the server's
+/// maximum write size (8 MiB for Samba); smb2 keeps several in flight.
 pub const CHUNK: usize = 8 * 1024 * 1024;
 
 /// The size of one read call: 2 MiB calls read at ~1.2 GiB/s on loopback, 32 MiB calls at

@@ -1,69 +1,67 @@
 //! The `smb` target: objects are files under a folder of a share, and keys map to paths
-//! below it.
+//! below it. The rules live here once, for both clients (`crate::client`): every call is
+//! bounded by `timeout_secs`, every failure names the share, and a failure that may have left
+//! the session broken drops it so the next attempt logs on again.
 //!
-//! Publishing (see the crate docs for why it is done this way with libsmbclient):
+//! Publishing:
 //! - a put writes `.NAME.RANDOM.sstore-part` (created exclusively) in the object's folder,
-//!   closes it, checks its size on the server, and marks it read-only;
-//! - `Create` renames it to `NAME`. libsmbclient's rename replaces a writable destination
-//!   (it unlinks it, then renames) but cannot unlink a read-only one, so a rename onto any
-//!   published object fails with "exists": create-only is enforced by the server;
-//! - `Overwrite` renames it to `.NAME.sstore-next`, makes `NAME` writable, then renames the
-//!   `next` file over it. Should the process stop between libsmbclient's unlink and its
-//!   rename, the complete `next` file is what `get`, `stat` and `list` find under the key.
+//!   flushes and closes it, checks its size on the server, and marks it read-only;
+//! - `Create` renames it to `NAME` without replacing: the server refuses the rename when the
+//!   name exists (smb2), and a read-only published file cannot be unlinked by libsmbclient's
+//!   replacing rename either, so create-only is enforced by the server with both clients;
+//! - `Overwrite` swaps it in with one replacing rename (smb2). With libsmbclient, whose rename
+//!   unlinks first, it goes through `.NAME.sstore-next`: renamed there, then over `NAME`.
+//!   Should the process stop between that unlink and rename, the complete `next` file is what
+//!   `get`, `stat` and `list` find under the key.
 
-use std::io::{self, Write};
+use std::future::Future;
+use std::io;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use pavao::{SmbClient, SmbDirentType, SmbMode, SmbOpenOptions};
 use sstore_target_api::{
     Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
     Target, TargetError, TargetErrorKind, check_length, check_range, probe_write,
 };
-use tokio::sync::{mpsc, oneshot};
 
-use crate::client::{Connection, io_error, share_path};
+use crate::client::{self, Share, Stat, Upload};
 use crate::config::SmbConfig;
-use crate::stream::{ChunkReader, DEPTH, READ_CHUNK, read_chunk};
+use crate::stream::read_chunk;
 
 /// Marks the work file of a put in progress; never listed.
 pub const TEMP_SUFFIX: &str = ".sstore-part";
 /// Marks the complete new content of an `Overwrite` about to be renamed into place.
 pub const NEXT_SUFFIX: &str = ".sstore-next";
 
-const READ_ONLY: u32 = 0o444;
-const WRITABLE: u32 = 0o644;
+/// The slowest disk a flush is allowed to wait for: a finishing upload may take
+/// `timeout_secs` plus its size at this rate (the server writes it to disk then).
+const SLOWEST_FLUSH_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
 /// An SMB share folder as a target.
-#[derive(Debug)]
 pub struct SmbTarget {
-    conn: Arc<Connection>,
+    config: Arc<SmbConfig>,
+    location: String,
+    share: Arc<dyn Share>,
 }
 
-/// How feeding the writer ended.
-enum Fed {
-    /// Everything was sent, `End` included.
-    All(u64),
-    /// The writer stopped taking data.
-    WriterGone,
-    /// The writer took nothing for the whole timeout.
-    Stalled,
+impl std::fmt::Debug for SmbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmbTarget")
+            .field("location", &self.location)
+            .field("client", &self.config.client)
+            .finish_non_exhaustive()
+    }
 }
 
-/// What a blocking writer is sent.
-enum Piece {
-    Data(Vec<u8>),
-    End,
-}
-
-/// An object's paths on the share (encoded for libsmbclient).
+/// An object's share paths.
 struct Paths {
     /// The folders above it, outermost first (the target's folder included).
     folders: Vec<String>,
     object: String,
     next: String,
+    temp: String,
 }
 
 fn next_name(name: &str) -> String {
@@ -76,416 +74,47 @@ fn temp_name(name: &str) -> String {
     format!(".{name}.{:016x}{TEMP_SUFFIX}", u64::from_le_bytes(random))
 }
 
-fn not_found() -> io::Error {
-    io::Error::from(io::ErrorKind::NotFound)
+fn join(segments: &[&str]) -> String {
+    segments.join("/")
 }
 
-/// Sets or clears the read-only attribute. Servers that keep no DOS attributes ignore it; a
-/// failure here shows in the step that follows, so it is not an error itself.
-fn set_mode(client: &SmbClient, path: &str, mode: u32) {
-    let _ = client.chmod(path, SmbMode::from(mode));
+/// Whether a failure may have left the session unusable (so it is opened anew), and so
+/// whether trying again may help.
+fn is_transient(e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    !matches!(
+        e.kind(),
+        K::NotFound
+            | K::AlreadyExists
+            | K::PermissionDenied
+            | K::StorageFull
+            | K::QuotaExceeded
+            | K::IsADirectory
+            | K::NotADirectory
+            | K::DirectoryNotEmpty
+            | K::InvalidData
+            | K::InvalidFilename
+            | K::ResourceBusy
+    )
 }
 
-/// `stat` of `object`, or of its `next` file when `object` is missing; `None` if neither
-/// exists. A folder is not an object.
-fn stat_either(client: &SmbClient, paths: &Paths) -> io::Result<Option<(String, pavao::SmbStat)>> {
-    for path in [&paths.object, &paths.next] {
-        match client.stat(path.as_str()).map_err(io_error) {
-            Ok(st) if st.mode.is_dir() => return Ok(None),
-            Ok(st) => return Ok(Some((path.clone(), st))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
-}
-
-fn mkdir_all(client: &SmbClient, folders: &[String]) -> io::Result<()> {
-    for folder in folders {
-        match client
-            .mkdir(folder.as_str(), SmbMode::from(0o755))
-            .map_err(io_error)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// The blocking half of a put: creates the work file (and the folders, when missing), writes
-/// what arrives until `End`, and closes it. Anything else (the sender gone, a failed write)
-/// removes the work file.
-fn write_work_file(
-    client: Arc<SmbClient>,
-    folders: Vec<String>,
-    temp: String,
-    mut rx: mpsc::Receiver<Piece>,
-) -> io::Result<u64> {
-    let options = SmbOpenOptions::default()
-        .create(true)
-        .exclusive(true)
-        .write(true);
-    let mut file = match client.open_with(temp.as_str(), options).map_err(io_error) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            mkdir_all(&client, &folders)?;
-            client.open_with(temp.as_str(), options).map_err(io_error)?
-        }
-        other => other?,
-    };
-    let mut written = 0u64;
-    let outcome = loop {
-        match rx.blocking_recv() {
-            Some(Piece::Data(chunk)) => {
-                if let Err(e) = file.write_all(&chunk) {
-                    break Err(e);
-                }
-                written += chunk.len() as u64;
-            }
-            Some(Piece::End) => break Ok(written),
-            None => break Err(io::Error::new(io::ErrorKind::Interrupted, "put abandoned")),
-        }
-    };
-    drop(file);
-    if outcome.is_err() {
-        let _ = client.unlink(temp.as_str());
-    }
-    outcome
-}
-
-/// The blocking half of a read: finds the object, reports its size, then sends its bytes
-/// from `start` (up to `end`) in chunks until the receiver goes away.
-fn read_object(
-    client: Arc<SmbClient>,
-    paths: Paths,
-    start: u64,
-    end: Option<u64>,
-    opened: oneshot::Sender<io::Result<u64>>,
-    tx: mpsc::Sender<io::Result<Vec<u8>>>,
-) {
-    use std::io::{Read, Seek, SeekFrom};
-    let found = stat_either(&client, &paths).and_then(|found| found.ok_or_else(not_found));
-    let (path, size) = match found {
-        Ok((path, st)) => (path, st.size),
-        Err(e) => {
-            let _ = opened.send(Err(e));
-            return;
-        }
-    };
-    let file = client
-        .open_with(path.as_str(), SmbOpenOptions::default().read(true))
-        .map_err(io_error)
-        .and_then(|mut file| {
-            if start > 0 && start <= size {
-                file.seek(SeekFrom::Start(start))?;
-            }
-            Ok(file)
-        });
-    let mut file = match file {
-        Ok(file) => file,
-        Err(e) => {
-            let _ = opened.send(Err(e));
-            return;
-        }
-    };
-    if opened.send(Ok(size)).is_err() || start > size {
-        return;
-    }
-    let mut remaining = end.map(|end| end.min(size).saturating_sub(start));
-    loop {
-        let want = remaining.map_or(READ_CHUNK, |r| r.min(READ_CHUNK as u64) as usize);
-        if want == 0 {
-            return;
-        }
-        let mut buf = vec![0u8; want];
-        let mut filled = 0;
-        let result = loop {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    filled += n;
-                    if filled == want {
-                        break Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        buf.truncate(filled);
-        if let Some(r) = remaining.as_mut() {
-            *r -= filled as u64;
-            if filled < want {
-                let _ = tx.blocking_send(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file ended before its size (it changed while being read)",
-                )));
-                return;
-            }
-        }
-        if filled == 0 || tx.blocking_send(Ok(buf)).is_err() {
-            return;
-        }
+/// A failed logon, carried through an `io::Error` by the clients.
+fn logon_error(e: io::Error) -> Result<TargetError, io::Error> {
+    match e.get_ref() {
+        Some(inner) if inner.is::<TargetError>() => match e.into_inner() {
+            Some(inner) => inner
+                .downcast::<TargetError>()
+                .map(|boxed| *boxed)
+                .map_err(|other| io::Error::other(other.to_string())),
+            None => Err(io::Error::other("an SMB logon failed")),
+        },
+        _ => Err(e),
     }
 }
 
-impl SmbTarget {
-    /// A target for the share and folder in `config`. Nothing is connected until first use.
-    pub fn new(config: SmbConfig) -> Self {
-        Self {
-            conn: Arc::new(Connection::new(config)),
-        }
-    }
-
-    fn config(&self) -> &SmbConfig {
-        &self.conn.config
-    }
-
-    /// The share-relative paths of `key`.
-    fn paths(&self, key: &ObjectKey) -> (Paths, String) {
-        let mut segments: Vec<&str> = self.config().folder.iter().map(String::as_str).collect();
-        segments.extend(key.segments());
-        let name = segments.pop().unwrap_or_default().to_owned();
-        let folders = (1..=segments.len())
-            .map(|n| share_path(segments[..n].iter().copied()))
-            .collect();
-        let parent = segments.clone();
-        let with = |last: &str| share_path(parent.iter().copied().chain([last]));
-        let paths = Paths {
-            folders,
-            object: with(&name),
-            next: with(&next_name(&name)),
-        };
-        let temp = with(&temp_name(&name));
-        (paths, temp)
-    }
-
-    fn root_path(&self) -> String {
-        share_path(self.config().folder.iter().map(String::as_str))
-    }
-
-    async fn open_reader(
-        &self,
-        key: &ObjectKey,
-        range: Option<Range<u64>>,
-    ) -> Result<ObjectReader, TargetError> {
-        let client = self.conn.session().await?;
-        let (paths, _) = self.paths(key);
-        let (tx, rx) = mpsc::channel(DEPTH);
-        let (opened_tx, opened_rx) = oneshot::channel();
-        let (start, end) = range.as_ref().map_or((0, None), |r| (r.start, Some(r.end)));
-        tokio::task::spawn_blocking(move || read_object(client, paths, start, end, opened_tx, tx));
-        let size = match tokio::time::timeout(self.config().timeout, opened_rx).await {
-            Ok(Ok(Ok(size))) => size,
-            Ok(Ok(Err(e))) => {
-                return Err(self.conn.fail(Some(key), "opening for reading", e).await);
-            }
-            Ok(Err(_)) => {
-                return Err(self.conn.error(
-                    TargetErrorKind::Io,
-                    Some(key),
-                    "the SMB reader stopped",
-                ));
-            }
-            Err(_) => {
-                self.conn.reset().await;
-                return Err(self.conn.error(
-                    TargetErrorKind::Timeout,
-                    Some(key),
-                    format!(
-                        "opening for reading: no answer within {:?}",
-                        self.config().timeout
-                    ),
-                ));
-            }
-        };
-        if let Some(range) = &range {
-            check_range(&self.conn.location, key, range, size)?;
-        }
-        Ok(Box::new(ChunkReader::new(rx, self.config().timeout)))
-    }
-
-    /// Streams `body` into a new work file; returns its path and size once closed.
-    async fn upload(
-        &self,
-        key: &ObjectKey,
-        paths: &Paths,
-        temp: &str,
-        body: PutBody<'_>,
-        expected: Option<u64>,
-    ) -> Result<u64, TargetError> {
-        let client = self.conn.session().await?;
-        let (tx, rx) = mpsc::channel(DEPTH);
-        let (folders, temp_owned) = (paths.folders.clone(), temp.to_owned());
-        let writer =
-            tokio::task::spawn_blocking(move || write_work_file(client, folders, temp_owned, rx));
-        let timeout = self.config().timeout;
-        let location = self.conn.location.clone();
-        let fed: Result<Fed, TargetError> = async {
-            let mut total = 0u64;
-            loop {
-                let chunk = read_chunk(body)
-                    .await
-                    .map_err(|e| TargetError::from_io(&location, Some(key), e))?;
-                let last = chunk.is_empty();
-                if last {
-                    check_length(&location, key, total, expected)?;
-                } else {
-                    total += chunk.len() as u64;
-                    if expected.is_some_and(|n| total > n) {
-                        check_length(&location, key, total, expected)?;
-                    }
-                }
-                let piece = if last { Piece::End } else { Piece::Data(chunk) };
-                match tokio::time::timeout(timeout, tx.send(piece)).await {
-                    Ok(Ok(())) if last => return Ok(Fed::All(total)),
-                    Ok(Ok(())) => {}
-                    // The writer stopped: its result says why.
-                    Ok(Err(_)) => return Ok(Fed::WriterGone),
-                    Err(_) => return Ok(Fed::Stalled),
-                }
-            }
-        }
-        .await;
-        // Without `End`, the writer removes the work file itself.
-        drop(tx);
-        let fed = fed?;
-        let stalled = || {
-            self.conn.error(
-                TargetErrorKind::Timeout,
-                Some(key),
-                format!(
-                    "writing: {} did not take the data within {timeout:?}",
-                    self.config().share_unc()
-                ),
-            )
-        };
-        if matches!(fed, Fed::Stalled) {
-            self.conn.reset().await;
-            return Err(stalled());
-        }
-        match tokio::time::timeout(timeout, writer).await {
-            Ok(Ok(Ok(written))) if matches!(fed, Fed::All(total) if total == written) => {
-                Ok(written)
-            }
-            Ok(Ok(Ok(_))) => Err(self.conn.error(
-                TargetErrorKind::Io,
-                Some(key),
-                "writing: the writer stopped early",
-            )),
-            Ok(Ok(Err(e))) => Err(self.conn.fail(Some(key), "writing", e).await),
-            Ok(Err(join)) => Err(self
-                .conn
-                .error(TargetErrorKind::Io, Some(key), join.to_string())),
-            Err(_) => {
-                self.conn.reset().await;
-                Err(stalled())
-            }
-        }
-    }
-
-    /// Checks the work file's size on the server, marks it read-only and renames it into
-    /// place; removes it if any step fails.
-    async fn publish(
-        &self,
-        key: &ObjectKey,
-        paths: Paths,
-        temp: String,
-        size: u64,
-        mode: PutMode,
-    ) -> Result<(), TargetError> {
-        let cleanup_temp = temp.clone();
-        let result = self
-            .conn
-            .call(Some(key), "publishing", move |client| {
-                let outcome = (|| {
-                    let st = client.stat(temp.as_str()).map_err(io_error)?;
-                    if st.size != size {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("the server holds {} bytes of the {size} written", st.size),
-                        ));
-                    }
-                    set_mode(client, &temp, READ_ONLY);
-                    match mode {
-                        PutMode::Create => client
-                            .rename(temp.as_str(), paths.object.as_str())
-                            .map_err(io_error),
-                        PutMode::Overwrite => {
-                            let moved = client.rename(temp.as_str(), paths.next.as_str());
-                            if moved.is_err() {
-                                // A read-only `next` left by an interrupted overwrite.
-                                set_mode(client, &paths.next, WRITABLE);
-                                client
-                                    .rename(temp.as_str(), paths.next.as_str())
-                                    .map_err(io_error)?;
-                            }
-                            set_mode(client, &paths.object, WRITABLE);
-                            match client
-                                .rename(paths.next.as_str(), paths.object.as_str())
-                                .map_err(io_error)
-                            {
-                                // Another overwrite moved it into place first: ours was
-                                // replaced by theirs, as if it had landed just before.
-                                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                                other => other,
-                            }
-                        }
-                    }
-                })();
-                if outcome.is_err() {
-                    set_mode(client, &temp, WRITABLE);
-                    let _ = client.unlink(temp.as_str());
-                }
-                outcome
-            })
-            .await;
-        match result {
-            Err(e) if e.kind == TargetErrorKind::AlreadyExists => Err(self.conn.error(
-                TargetErrorKind::AlreadyExists,
-                Some(key),
-                "already exists; it is never replaced by a create-only put",
-            )),
-            Err(e) => {
-                if e.kind == TargetErrorKind::Timeout {
-                    self.spawn_remove(cleanup_temp);
-                }
-                Err(e)
-            }
-            ok => ok,
-        }
-    }
-
-    /// Removes a work file in the background (after a timeout, the server may answer later).
-    fn spawn_remove(&self, path: String) {
-        let conn = self.conn.clone();
-        tokio::spawn(async move {
-            let _ = conn
-                .call(None, "removing a work file", move |client| {
-                    client.unlink(path.as_str()).map_err(io_error)
-                })
-                .await;
-        });
-    }
-
-    async fn exists(&self, key: &ObjectKey) -> Result<bool, TargetError> {
-        let (paths, _) = self.paths(key);
-        self.conn
-            .call(Some(key), "checking", move |client| {
-                stat_either(client, &paths).map(|found| found.is_some())
-            })
-            .await
-    }
-}
-
-fn to_meta(key: ObjectKey, size: u64, modified: SystemTime) -> ObjectMeta {
+fn to_meta(key: ObjectKey, size: u64, modified: Option<SystemTime>) -> ObjectMeta {
     ObjectMeta {
-        modified: Some(modified),
+        modified,
         ..ObjectMeta::new(key, size)
     }
 }
@@ -501,46 +130,438 @@ fn prefix_escapes(prefix: &str) -> bool {
                 .any(|s| s.is_empty() || s == "." || s == ".."))
 }
 
-/// Lists `dir` (decoded segments from the share root) and, recursively, its folders that
-/// can hold keys starting with `prefix`. `rel` is the key prefix of `dir`.
-fn walk(
-    client: &SmbClient,
-    dir: &mut Vec<String>,
-    rel: &str,
-    prefix: &str,
-    out: &mut Vec<ObjectMeta>,
-    pending: &mut Vec<ObjectMeta>,
-) -> io::Result<()> {
-    let path = share_path(dir.iter().map(String::as_str));
-    let entries = match client.list_dirplus(path.as_str()) {
-        Ok(entries) => entries,
-        // pavao drops the errno of a failed opendir: ask again with stat.
-        Err(_) => match client.stat(path.as_str()).map_err(io_error) {
-            Ok(st) if st.mode.is_dir() => {
-                return Err(io::Error::other(format!("cannot list the folder {path}")));
+impl SmbTarget {
+    /// A target for the share and folder in `config`. Nothing is connected until first use.
+    /// Refused when `config` names a client this build does not have.
+    pub fn new(config: SmbConfig) -> Result<Self, TargetError> {
+        let config = Arc::new(config);
+        let share = client::open(config.clone())?;
+        Ok(Self {
+            location: config.location(),
+            config,
+            share,
+        })
+    }
+
+    fn error(
+        &self,
+        kind: TargetErrorKind,
+        key: Option<&ObjectKey>,
+        message: impl Into<String>,
+    ) -> TargetError {
+        TargetError::new(kind, &self.location, key, message)
+    }
+
+    /// Classifies a failed call: the share and server are named, and a transient failure
+    /// drops the session so the next attempt logs on again.
+    async fn fail(&self, key: Option<&ObjectKey>, doing: &str, e: io::Error) -> TargetError {
+        let e = match logon_error(e) {
+            Ok(mut logon) => {
+                if logon.key.is_none() {
+                    logon.key = key.map(ToString::to_string);
+                }
+                return logon;
             }
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        },
-    };
-    for entry in entries {
-        let name = entry.name().to_owned();
-        let key = format!("{rel}{name}");
-        match entry.get_type() {
-            SmbDirentType::Dir => {
-                let folder = format!("{key}/");
-                if folder.starts_with(prefix) || prefix.starts_with(&folder) {
-                    dir.push(name);
-                    walk(client, dir, &folder, prefix, out, pending)?;
-                    dir.pop();
+            Err(e) => e,
+        };
+        if is_transient(&e) {
+            self.share.reset().await;
+        }
+        let share = self.config.share_unc();
+        let error = match e.kind() {
+            io::ErrorKind::PermissionDenied => self.error(
+                TargetErrorKind::PermissionDenied,
+                key,
+                format!(
+                    "{doing}: {share} refused it to user {}: the share is read-only or the user \
+                     may not write there",
+                    self.config.user
+                ),
+            ),
+            io::ErrorKind::TimedOut => self.error(
+                TargetErrorKind::Timeout,
+                key,
+                format!("{doing}: {share} did not answer in time"),
+            ),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => self.error(
+                TargetErrorKind::NoSpace,
+                key,
+                format!("{doing}: {share} has no free space left; free some and run again"),
+            ),
+            _ => {
+                let mut error =
+                    TargetError::from_io(&self.location, key, io::Error::from(e.kind()));
+                error.message = format!("{doing} on {share}: {}", error.message);
+                error
+            }
+        };
+        error.with_source(e)
+    }
+
+    /// Runs one client call within `bound`; a call that does not finish in time drops the
+    /// session and is a temporary `Timeout`.
+    async fn bounded<T>(
+        &self,
+        key: Option<&ObjectKey>,
+        doing: &str,
+        bound: Duration,
+        call: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, TargetError> {
+        match tokio::time::timeout(bound, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.fail(key, doing, e).await),
+            Err(_) => {
+                self.share.reset().await;
+                Err(self.error(
+                    TargetErrorKind::Timeout,
+                    key,
+                    format!(
+                        "{doing}: {} did not answer within {bound:?}",
+                        self.config.share_unc()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// [`Self::bounded`] with the target's timeout.
+    async fn call<T>(
+        &self,
+        key: Option<&ObjectKey>,
+        doing: &str,
+        call: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, TargetError> {
+        self.bounded(key, doing, self.config.timeout, call).await
+    }
+
+    /// The share-relative paths of `key`.
+    fn paths(&self, key: &ObjectKey) -> Paths {
+        let mut segments: Vec<&str> = self.config.folder.iter().map(String::as_str).collect();
+        segments.extend(key.segments());
+        let name = segments.pop().unwrap_or_default().to_owned();
+        let folders = (1..=segments.len()).map(|n| join(&segments[..n])).collect();
+        let with = |last: &str| {
+            let mut all = segments.clone();
+            all.push(last);
+            join(&all)
+        };
+        Paths {
+            folders,
+            object: with(&name),
+            next: with(&next_name(&name)),
+            temp: with(&temp_name(&name)),
+        }
+    }
+
+    /// The object's file, or its `next` file when the object is missing (an overwrite
+    /// interrupted between unlink and rename); `None` if neither exists. A folder is not an
+    /// object.
+    async fn find(
+        &self,
+        key: &ObjectKey,
+        paths: &Paths,
+    ) -> Result<Option<(String, Stat)>, TargetError> {
+        for path in [&paths.object, &paths.next] {
+            match self
+                .call(Some(key), "looking it up", self.share.stat(path))
+                .await?
+            {
+                Some(st) if st.is_dir => return Ok(None),
+                Some(st) => return Ok(Some((path.clone(), st))),
+                None => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    async fn mkdir_all(&self, key: &ObjectKey, folders: &[String]) -> Result<(), TargetError> {
+        for folder in folders {
+            match self
+                .call(Some(key), "creating a folder", self.share.mkdir(folder))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.kind == TargetErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Best effort: removes a work file (clearing its read-only flag first).
+    async fn remove_quietly(&self, path: &str) {
+        let _ = self
+            .call(
+                None,
+                "clearing read-only",
+                self.share.set_read_only(path, false),
+            )
+            .await;
+        let _ = self
+            .call(None, "removing a work file", self.share.remove(path))
+            .await;
+    }
+
+    /// Closes an upload that will not be published and removes its work file.
+    async fn discard(&self, upload: Box<dyn Upload>, temp: &str) {
+        let _ = tokio::time::timeout(self.config.timeout, upload.abort()).await;
+        self.remove_quietly(temp).await;
+    }
+
+    /// Streams `body` into the work file; returns its size once flushed and closed.
+    async fn upload(
+        &self,
+        key: &ObjectKey,
+        paths: &Paths,
+        body: PutBody<'_>,
+        expected: Option<u64>,
+    ) -> Result<u64, TargetError> {
+        let temp = &paths.temp;
+        let created = self
+            .call(Some(key), "creating the work file", self.share.create(temp))
+            .await;
+        let mut upload = match created {
+            Err(e) if e.kind == TargetErrorKind::NotFound => {
+                self.mkdir_all(key, &paths.folders).await?;
+                self.call(Some(key), "creating the work file", self.share.create(temp))
+                    .await?
+            }
+            other => other?,
+        };
+        let mut total = 0u64;
+        loop {
+            let chunk = match read_chunk(body).await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    self.discard(upload, temp).await;
+                    return Err(TargetError::from_io(&self.location, Some(key), e));
+                }
+            };
+            total += chunk.len() as u64;
+            let too_long = expected.is_some_and(|n| total > n);
+            if chunk.is_empty() || too_long {
+                if let Err(e) = check_length(&self.location, key, total, expected) {
+                    self.discard(upload, temp).await;
+                    return Err(e);
+                }
+                break;
+            }
+            if let Err(e) = self.call(Some(key), "writing", upload.write(chunk)).await {
+                self.discard(upload, temp).await;
+                return Err(e);
+            }
+        }
+        let bound = self.config.timeout + Duration::from_secs(total / SLOWEST_FLUSH_BYTES_PER_SEC);
+        let written = match self
+            .bounded(Some(key), "finishing the write", bound, upload.finish())
+            .await
+        {
+            Ok(written) => written,
+            Err(e) => {
+                self.remove_quietly(temp).await;
+                return Err(e);
+            }
+        };
+        if written != total {
+            self.remove_quietly(temp).await;
+            return Err(self.error(
+                TargetErrorKind::Io,
+                Some(key),
+                format!("writing: the server confirmed {written} of the {total} bytes sent"),
+            ));
+        }
+        Ok(written)
+    }
+
+    /// Checks the work file's size on the server, marks it read-only and renames it into
+    /// place; removes it if any step fails.
+    async fn publish(
+        &self,
+        key: &ObjectKey,
+        paths: &Paths,
+        size: u64,
+        mode: PutMode,
+    ) -> Result<(), TargetError> {
+        let result = self.rename_into_place(key, paths, size, mode).await;
+        if result.is_err() {
+            self.remove_quietly(&paths.temp).await;
+        }
+        match result {
+            Err(e) if e.kind == TargetErrorKind::AlreadyExists => Err(self.error(
+                TargetErrorKind::AlreadyExists,
+                Some(key),
+                "already exists; it is never replaced by a create-only put",
+            )),
+            other => other,
+        }
+    }
+
+    async fn rename_into_place(
+        &self,
+        key: &ObjectKey,
+        paths: &Paths,
+        size: u64,
+        mode: PutMode,
+    ) -> Result<(), TargetError> {
+        let (share, k) = (&self.share, Some(key));
+        let stored = self
+            .call(k, "checking the size", share.stat(&paths.temp))
+            .await?
+            .map_or(0, |st| st.size);
+        if stored != size {
+            return Err(self.error(
+                TargetErrorKind::Io,
+                k,
+                format!("publishing: the server holds {stored} bytes of the {size} written"),
+            ));
+        }
+        // A server that keeps no DOS attributes ignores this; the steps below then show it.
+        let _ = self
+            .call(
+                k,
+                "marking read-only",
+                share.set_read_only(&paths.temp, true),
+            )
+            .await;
+        match mode {
+            PutMode::Create => {
+                self.call(
+                    k,
+                    "publishing",
+                    share.rename(&paths.temp, &paths.object, false),
+                )
+                .await
+            }
+            PutMode::Overwrite if share.renames_exclusively() => {
+                let _ = self
+                    .call(
+                        k,
+                        "clearing read-only",
+                        share.set_read_only(&paths.object, false),
+                    )
+                    .await;
+                self.call(
+                    k,
+                    "publishing",
+                    share.rename(&paths.temp, &paths.object, true),
+                )
+                .await?;
+                // A `next` file left by an overwrite that libsmbclient interrupted is older
+                // than what was just published: it must not come back after a delete.
+                if self
+                    .call(k, "looking it up", share.stat(&paths.next))
+                    .await?
+                    .is_some()
+                {
+                    self.remove_quietly(&paths.next).await;
+                }
+                Ok(())
+            }
+            PutMode::Overwrite => {
+                let moved = self
+                    .call(
+                        k,
+                        "publishing",
+                        share.rename(&paths.temp, &paths.next, false),
+                    )
+                    .await;
+                if moved.is_err() {
+                    // A read-only `next` left by an interrupted overwrite.
+                    let _ = self
+                        .call(
+                            k,
+                            "clearing read-only",
+                            share.set_read_only(&paths.next, false),
+                        )
+                        .await;
+                    self.call(
+                        k,
+                        "publishing",
+                        share.rename(&paths.temp, &paths.next, true),
+                    )
+                    .await?;
+                }
+                let _ = self
+                    .call(
+                        k,
+                        "clearing read-only",
+                        share.set_read_only(&paths.object, false),
+                    )
+                    .await;
+                match self
+                    .call(
+                        k,
+                        "publishing",
+                        share.rename(&paths.next, &paths.object, true),
+                    )
+                    .await
+                {
+                    // Another overwrite moved it into place first: ours was replaced by
+                    // theirs, as if it had landed just before.
+                    Err(e) if e.kind == TargetErrorKind::NotFound => Ok(()),
+                    other => other,
                 }
             }
-            SmbDirentType::File => {
-                if name.ends_with(TEMP_SUFFIX) {
+        }
+    }
+
+    async fn open_reader(
+        &self,
+        key: &ObjectKey,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectReader, TargetError> {
+        let paths = self.paths(key);
+        let Some((path, _)) = self.find(key, &paths).await? else {
+            return Err(self.error(TargetErrorKind::NotFound, Some(key), "not found"));
+        };
+        let (start, end) = range.as_ref().map_or((0, None), |r| (r.start, Some(r.end)));
+        let (size, reader) = self
+            .call(
+                Some(key),
+                "opening for reading",
+                self.share.open(&path, start, end),
+            )
+            .await?;
+        if let Some(range) = &range {
+            check_range(&self.location, key, range, size)?;
+        }
+        Ok(reader)
+    }
+
+    /// Lists `dir` and, recursively, its folders that can hold keys starting with `prefix`.
+    /// `rel` is the key prefix of `dir`. Keys of `next` files go to `pending`.
+    async fn walk(
+        &self,
+        dir: String,
+        rel: String,
+        prefix: &str,
+        out: &mut Vec<ObjectMeta>,
+        pending: &mut Vec<ObjectMeta>,
+    ) -> Result<(), TargetError> {
+        let mut folders = vec![(dir, rel)];
+        while let Some((dir, rel)) = folders.pop() {
+            let Some(entries) = self.call(None, "listing", self.share.list(&dir)).await? else {
+                continue;
+            };
+            for entry in entries {
+                let key = format!("{rel}{}", entry.name);
+                if entry.stat.is_dir {
+                    let folder = format!("{key}/");
+                    if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+                        let path = if dir.is_empty() {
+                            entry.name.clone()
+                        } else {
+                            format!("{dir}/{}", entry.name)
+                        };
+                        folders.push((path, folder));
+                    }
                     continue;
                 }
-                let (key, list) = match name
+                if entry.name.ends_with(TEMP_SUFFIX) {
+                    continue;
+                }
+                let (key, list) = match entry
+                    .name
                     .strip_prefix('.')
                     .and_then(|n| n.strip_suffix(NEXT_SUFFIX))
                 {
@@ -550,19 +571,18 @@ fn walk(
                 if key.starts_with(prefix)
                     && let Ok(key) = ObjectKey::new(key)
                 {
-                    list.push(to_meta(key, entry.size, entry.mtime));
+                    list.push(to_meta(key, entry.stat.size, entry.stat.modified));
                 }
             }
-            _ => {}
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait]
 impl Target for SmbTarget {
     fn location(&self) -> String {
-        self.conn.location.clone()
+        self.location.clone()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -581,19 +601,17 @@ impl Target for SmbTarget {
         body: PutBody<'_>,
         options: PutOptions,
     ) -> Result<ObjectMeta, TargetError> {
-        if options.mode == PutMode::Create && self.exists(key).await? {
-            return Err(self.conn.error(
+        let paths = self.paths(key);
+        if options.mode == PutMode::Create && self.find(key, &paths).await?.is_some() {
+            return Err(self.error(
                 TargetErrorKind::AlreadyExists,
                 Some(key),
                 "already exists; it is never replaced by a create-only put",
             ));
         }
-        let (paths, temp) = self.paths(key);
-        let size = self
-            .upload(key, &paths, &temp, body, options.length)
-            .await?;
-        self.publish(key, paths, temp, size, options.mode).await?;
-        Ok(to_meta(key.clone(), size, SystemTime::now()))
+        let size = self.upload(key, &paths, body, options.length).await?;
+        self.publish(key, &paths, size, options.mode).await?;
+        Ok(to_meta(key.clone(), size, Some(SystemTime::now())))
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
@@ -609,18 +627,9 @@ impl Target for SmbTarget {
     }
 
     async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
-        let (paths, _) = self.paths(key);
-        let found = self
-            .conn
-            .call(Some(key), "reading the size", move |client| {
-                stat_either(client, &paths)
-            })
-            .await?;
-        match found {
+        match self.find(key, &self.paths(key)).await? {
             Some((_, st)) => Ok(to_meta(key.clone(), st.size, st.modified)),
-            None => Err(self
-                .conn
-                .error(TargetErrorKind::NotFound, Some(key), "not found")),
+            None => Err(self.error(TargetErrorKind::NotFound, Some(key), "not found")),
         }
     }
 
@@ -628,7 +637,7 @@ impl Target for SmbTarget {
         if prefix_escapes(prefix) {
             return Ok(Vec::new());
         }
-        let mut dir = self.config().folder.clone();
+        let mut dir: Vec<String> = self.config.folder.clone();
         let mut rel = String::new();
         if let Some((folder, _)) = prefix.rsplit_once('/') {
             for segment in folder.split('/') {
@@ -637,79 +646,86 @@ impl Target for SmbTarget {
                 rel.push('/');
             }
         }
-        let prefix = prefix.to_owned();
-        self.conn
-            .call(None, "listing", move |client| {
-                let (mut out, mut pending) = (Vec::new(), Vec::new());
-                walk(client, &mut dir, &rel, &prefix, &mut out, &mut pending)?;
-                out.sort_by(|a, b| a.key.cmp(&b.key));
-                for meta in pending {
-                    if out.binary_search_by(|m| m.key.cmp(&meta.key)).is_err() {
-                        out.push(meta);
-                    }
-                }
-                out.sort_by(|a, b| a.key.cmp(&b.key));
-                Ok(out)
-            })
-            .await
+        let (mut out, mut pending) = (Vec::new(), Vec::new());
+        self.walk(dir.join("/"), rel, prefix, &mut out, &mut pending)
+            .await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        for meta in pending {
+            if out.binary_search_by(|m| m.key.cmp(&meta.key)).is_err() {
+                out.push(meta);
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Removes the object (and an interrupted overwrite's `next` file), then each folder
     /// above it that is left empty, up to the target's folder.
     async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
-        let (paths, _) = self.paths(key);
-        let root_depth = self.config().folder.len();
-        let found = self
-            .conn
-            .call(Some(key), "deleting", move |client| {
-                let Some((path, _)) = stat_either(client, &paths)? else {
-                    return Ok(false);
-                };
-                set_mode(client, &path, WRITABLE);
-                client.unlink(path.as_str()).map_err(io_error)?;
-                if path != paths.next {
-                    set_mode(client, &paths.next, WRITABLE);
-                    let _ = client.unlink(paths.next.as_str());
-                }
-                for folder in paths.folders.iter().skip(root_depth).rev() {
-                    if client.rmdir(folder.as_str()).is_err() {
-                        break;
-                    }
-                }
-                Ok(true)
-            })
-            .await?;
-        if found {
-            Ok(())
-        } else {
-            Err(self
-                .conn
-                .error(TargetErrorKind::NotFound, Some(key), "not found"))
+        let paths = self.paths(key);
+        let Some((path, _)) = self.find(key, &paths).await? else {
+            return Err(self.error(TargetErrorKind::NotFound, Some(key), "not found"));
+        };
+        let k = Some(key);
+        let _ = self
+            .call(
+                k,
+                "clearing read-only",
+                self.share.set_read_only(&path, false),
+            )
+            .await;
+        self.call(k, "deleting", self.share.remove(&path)).await?;
+        if path != paths.next
+            && self
+                .call(k, "looking it up", self.share.stat(&paths.next))
+                .await?
+                .is_some()
+        {
+            self.remove_quietly(&paths.next).await;
         }
+        for folder in paths.folders.iter().skip(self.config.folder.len()).rev() {
+            if self
+                .call(k, "removing an empty folder", self.share.rmdir(folder))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(())
     }
 
-    /// Connects (proving the logon and the share), writes and deletes a probe object, and
-    /// reports free space.
+    /// Logs on (proving the logon, the share and that the session's protection is what the
+    /// settings ask for), writes and deletes a probe object, and reports free space and how
+    /// the session is protected.
     async fn readiness(&self) -> Result<Readiness, TargetError> {
         probe_write(self).await?;
-        let root = self.root_path();
         let free_bytes = self
-            .conn
-            .call(None, "reading free space", move |client| {
-                Ok(client
-                    .statvfs(root.as_str())
-                    .ok()
-                    .map(|s| s.bavail.saturating_mul(s.frsize.max(s.bsize))))
-            })
-            .await?;
+            .call(None, "reading free space", self.share.free_space())
+            .await
+            .unwrap_or(None);
+        let session = self.share.connect().await?;
         Ok(Readiness {
             writable: true,
             free_bytes,
-            detail: Some(format!(
-                "SMB share {}, encryption {}",
-                self.config().share_unc(),
-                self.config().encryption
-            )),
+            detail: Some(format!("{}: {session}", self.config.share_unc())),
         })
+    }
+
+    async fn connection(&self) -> Result<Option<String>, TargetError> {
+        let session = tokio::time::timeout(self.config.timeout, self.share.connect())
+            .await
+            .map_err(|_| {
+                self.error(
+                    TargetErrorKind::Timeout,
+                    None,
+                    format!(
+                        "logging on: {} did not answer within {:?}",
+                        self.config.share_unc(),
+                        self.config.timeout
+                    ),
+                )
+            })??;
+        Ok(Some(format!("{}: {session}", self.config.share_unc())))
     }
 }

@@ -1,5 +1,7 @@
-//! The conformance kit, at full size, against both Samba servers: signing only (with the
-//! default `if-offered` encryption) and encryption required (with `encryption = "required"`).
+//! The conformance kit, at full size, through every client this build has: on the
+//! signing-only server (the default `if-offered` encryption) and on the encryption-required
+//! server (`encryption = "required"`), which only a client that encrypts can serve; the
+//! pure-Rust client's refusal there is checked too.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,26 +10,37 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Variant, config, servers, target, unique};
+use common::{Variant, clients, config_for, data_dir, servers, serves, target_for, unique};
 use sstore_conformance::{KitOptions, assert_conforms};
-use sstore_target_smb::SmbTarget;
+use sstore_target_api::{ObjectKey, PutMode, Target, TargetErrorKind, put_bytes};
+use sstore_target_smb::{ClientKind, Encryption, SmbTarget};
 
-async fn conforms(variant: Variant) {
+async fn conforms(variant: Variant, client: ClientKind) {
     let Some(s) = servers() else { return };
-    let folder = unique(&format!("conformance-{variant:?}"));
+    let folder = unique(&format!("conformance-{variant:?}-{client}"));
     // Unreachable: the same server on a port nothing listens on.
-    let mut closed = config(&s, variant, &folder);
+    let mut closed = config_for(&s, variant, client, &folder);
     closed.port = 1;
     let options = KitOptions {
-        unreachable: Some(Arc::new(SmbTarget::new(closed))),
+        unreachable: Some(Arc::new(SmbTarget::new(closed).unwrap())),
         ..KitOptions::default()
     };
     let started = Instant::now();
-    let report = assert_conforms(Arc::new(target(&s, variant, &folder)), &options).await;
-    println!("{report}\n({variant:?} took {:.2?})", started.elapsed());
+    let target = Arc::new(target_for(&s, variant, client, &folder));
+    let report = assert_conforms(target.clone(), &options).await;
+    println!(
+        "{report}\n({variant:?}, {client}: {:.2?})",
+        started.elapsed()
+    );
     assert!(report.passed());
+    let session = target.connection().await.unwrap().unwrap();
+    println!("{session}");
+    match variant {
+        Variant::Encrypted => assert!(session.contains(", encrypted"), "{session}"),
+        Variant::Signed => assert!(session.contains("signed, not encrypted"), "{session}"),
+    }
     // Nothing but (possibly) empty folders is left on the share.
-    let left: Vec<_> = walk(&common::data_dir(&s, variant).join(&folder));
+    let left: Vec<_> = walk(&data_dir(&s, variant).join(&folder));
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
@@ -45,10 +58,48 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smb_target_conforms_on_the_signing_only_server() {
-    conforms(Variant::Signed).await;
+    for client in clients() {
+        conforms(Variant::Signed, client).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smb_target_conforms_on_the_encryption_required_server() {
-    conforms(Variant::Encrypted).await;
+    for client in clients() {
+        if serves(client, Variant::Encrypted) {
+            conforms(Variant::Encrypted, client).await;
+        }
+    }
+}
+
+/// The pure-Rust client cannot negotiate encryption: the encryption-required server refuses
+/// its session, and the target says so (naming the share and the feature to build with)
+/// before anything is written, whatever `encryption` setting it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pure_rust_client_is_refused_by_the_encryption_required_server_and_says_what_to_build()
+{
+    let Some(s) = servers() else { return };
+    let folder = unique("smb2-on-encrypted");
+    for encryption in [Encryption::Required, Encryption::IfOffered] {
+        let mut c = config_for(&s, Variant::Encrypted, ClientKind::Smb2, &folder);
+        c.encryption = encryption;
+        let target = SmbTarget::new(c).unwrap();
+        let readiness = target.readiness().await.unwrap_err();
+        let put = put_bytes(
+            &target,
+            &ObjectKey::new("x/probe").unwrap(),
+            b"data",
+            PutMode::Create,
+        )
+        .await
+        .unwrap_err();
+        for e in [readiness, put] {
+            assert_eq!(e.kind, TargetErrorKind::Unsupported, "{encryption}: {e}");
+            assert!(!e.is_temporary(), "{e}");
+            assert!(e.message.contains(r"\\127.0.0.1\backups"), "{e}");
+            assert!(e.message.contains("--features libsmbclient"), "{e}");
+            assert!(e.message.contains("nothing was sent"), "{e}");
+        }
+    }
+    assert!(!data_dir(&s, Variant::Encrypted).join(&folder).exists());
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sstore_conformance::services::{self, Services};
-use sstore_target_smb::{Encryption, SmbConfig, SmbTarget};
+use sstore_target_smb::{ClientKind, Encryption, Signing, SmbConfig, SmbTarget};
 use zeroize::Zeroizing;
 
 /// Which server.
@@ -68,8 +68,28 @@ pub fn data_dir(s: &Services, variant: Variant) -> PathBuf {
     })
 }
 
-/// A configuration for `folder` of the writable share.
+/// The clients this build has: smb2 always, libsmbclient with the `libsmbclient` feature
+/// (`cargo xtask ci` runs these tests both ways).
+pub fn clients() -> Vec<ClientKind> {
+    let mut clients = vec![ClientKind::Smb2];
+    if cfg!(feature = "libsmbclient") {
+        clients.push(ClientKind::Libsmbclient);
+    }
+    clients
+}
+
+/// Whether `client` can serve `variant` (smb2 cannot negotiate encryption).
+pub fn serves(client: ClientKind, variant: Variant) -> bool {
+    variant == Variant::Signed || client == ClientKind::Libsmbclient
+}
+
+/// A configuration for `folder` of the writable share, through this build's default client.
 pub fn config(s: &Services, variant: Variant, folder: &str) -> SmbConfig {
+    config_for(s, variant, ClientKind::default_for_build(), folder)
+}
+
+/// A configuration for `folder` of the writable share, through `client`.
+pub fn config_for(s: &Services, variant: Variant, client: ClientKind, folder: &str) -> SmbConfig {
     SmbConfig {
         server: s.get("SSTORE_TEST_SMB_HOST").to_owned(),
         port: port(s, variant),
@@ -86,10 +106,13 @@ pub fn config(s: &Services, variant: Variant, folder: &str) -> SmbConfig {
             Variant::Signed => Encryption::IfOffered,
             Variant::Encrypted => Encryption::Required,
         },
+        signing: Signing::Required,
+        client,
         timeout: Duration::from_secs(20),
     }
 }
 
-pub fn target(s: &Services, variant: Variant, folder: &str) -> SmbTarget {
-    SmbTarget::new(config(s, variant, folder))
+/// A target for `folder` of the writable share, through `client`.
+pub fn target_for(s: &Services, variant: Variant, client: ClientKind, folder: &str) -> SmbTarget {
+    SmbTarget::new(config_for(s, variant, client, folder)).unwrap()
 }
