@@ -20,7 +20,7 @@ pub fn builtin_kinds() -> Vec<&'static str> {
         sstore_target_s3::kind(),
         sstore_target_azure::kind(),
         sstore_target_opendal::kind(),
-        #[cfg(all(unix, feature = "smb"))]
+        #[cfg(feature = "smb")]
         sstore_target_smb::kind(),
     ]
 }

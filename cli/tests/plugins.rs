@@ -285,7 +285,7 @@ fn unknown_schemes_list_the_schemes_available() {
         .unwrap_or_default();
     let schemes: Vec<&str> = listed.split(", ").collect();
     let mut expected = vec!["file", "s3", "az", "sftp", "webdav", "sumfolder"];
-    if cfg!(all(unix, feature = "smb")) {
+    if cfg!(feature = "smb") {
         expected.push("smb");
     }
     for scheme in expected {

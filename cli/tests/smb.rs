@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "SSTORE_TEST_SMB_PASSWORD",
     "SSTORE_TEST_SMB_SHARE",
     "SSTORE_TEST_SMB_DATA_DIR",
+    "SSTORE_TEST_SMB_ENCRYPTED_DATA_DIR",
 ];
 
 fn unique(name: &str) -> String {
@@ -129,6 +130,20 @@ fn backup_to_a_unc_path_then_history_and_restore_from_it() {
 
     restore_and_check(&sandbox, &s, &env, "--directory", &unc, "from-unc.db");
 
+    // How the session is protected: in readiness and in the backup's job log.
+    let readiness = ok(smb_cmd(
+        &sandbox,
+        &s,
+        &env,
+        &["readiness", "--directory", &unc],
+    ));
+    assert!(
+        readiness.contains("SMB 3.1.1 session, signed, not encrypted"),
+        "{readiness}"
+    );
+    let log = std::fs::read_to_string(on_share.join("sstorebr0000/sstorebackup.log")).unwrap();
+    assert!(log.contains("signed, not encrypted"), "{log}");
+
     // Without a password the command fails clearly, naming the variable.
     let out = sandbox
         .cmd()
@@ -185,15 +200,45 @@ fn a_configured_unc_target_with_its_port_and_an_smb_url_on_the_encrypting_server
     )));
     assert_eq!(ids.len(), 1, "{ids:?}");
     restore_and_check(&sandbox, &s, &env, "--target", "nas", "from-nas.db");
+    // `sstore targets` says how the configured target's session is protected.
+    let listing = ok(smb_cmd(&sandbox, &s, &env, &["targets"]));
+    assert!(listing.contains("signed, not encrypted"), "{listing}");
 
-    // An smb:// URL with the user and port in it, on the server that requires encryption.
+    // An smb:// URL with the user and port in it, on the server that requires encryption:
+    // refused by the pure-Rust client before anything is written, with the build to use;
+    // served by a build with libsmbclient.
+    let url_folder = unique("url");
     let url = format!(
-        "smb://{}@127.0.0.1:{}/{}/{}",
+        "smb://{}@127.0.0.1:{}/{}/{url_folder}",
         s.get("SSTORE_TEST_SMB_USER"),
         s.get("SSTORE_TEST_SMB_ENCRYPTED_PORT"),
         s.get("SSTORE_TEST_SMB_SHARE"),
-        unique("url")
     );
+    if !cfg!(feature = "libsmbclient") {
+        let out = smb_cmd(&sandbox, &s, &[], &["backup", "--directory", &url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("--features libsmbclient"),
+            "{}",
+            text(&out)
+        );
+        assert!(text(&out).contains(r"\\127.0.0.1\"), "{}", text(&out));
+        let readiness = smb_cmd(&sandbox, &s, &[], &["readiness", "--directory", &url])
+            .output()
+            .unwrap();
+        assert_eq!(readiness.status.code(), Some(1), "{}", text(&readiness));
+        assert!(
+            text(&readiness).contains("--features libsmbclient"),
+            "{}",
+            text(&readiness)
+        );
+        let on_share =
+            std::path::Path::new(s.get("SSTORE_TEST_SMB_ENCRYPTED_DATA_DIR")).join(&url_folder);
+        assert!(!on_share.exists(), "something reached the share");
+        return;
+    }
     ok(smb_cmd(&sandbox, &s, &[], &["backup", "--directory", &url]));
     ok(smb_cmd(&sandbox, &s, &[], &["backup", "--directory", &url]));
     let ids = backup_ids(&ok(smb_cmd(

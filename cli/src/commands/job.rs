@@ -358,11 +358,12 @@ pub async fn readiness(ctx: &Context, args: BackupArgs) -> Result<()> {
                 ok: true,
                 warning: false,
                 detail: format!(
-                    "{} reachable and writable{}",
+                    "{} reachable and writable{}{}",
                     dest.dir.location(),
                     r.free_bytes
                         .map(|f| format!(", {} free", human_bytes(f)))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    r.detail.map(|d| format!("; {d}")).unwrap_or_default()
                 ),
             },
             Ok(Ok(_)) => failed(&what, format!("{} is not writable", dest.dir.location())),

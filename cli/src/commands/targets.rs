@@ -158,7 +158,14 @@ async fn list(ctx: &Context, json: bool) -> Result<()> {
     println!("Configured targets:");
     for t in &targets {
         let state = match (&t.readiness, &t.error) {
-            (Some(r), _) if r.writable => format!("ready, {}", human_free(r.free_bytes)),
+            (Some(r), _) if r.writable => format!(
+                "ready, {}{}",
+                human_free(r.free_bytes),
+                r.detail
+                    .as_deref()
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
+            ),
             (Some(_), _) => "reachable, not writable".to_owned(),
             (None, Some(e)) => format!("NOT READY: {e}"),
             (None, None) => "unknown".to_owned(),
