@@ -4,7 +4,9 @@
 //! by sstore's targets and, in the same run and against the same server, by the reference tool:
 //!
 //! - S3 (s3s-fs) and Azure Blob (Azurite): `rclone copyto`;
-//! - SMB (Samba, signing only and encryption required): `smbclient` put and get.
+//! - SMB (Samba, signing only and encryption required): `smbclient` put and get; sstore with
+//!   the default pure-Rust client on the signing server and the opt-in libsmbclient client on
+//!   both (the benchmark is built with the `libsmbclient` feature).
 //!
 //! Each transfer is its own process under GNU time, which measures the wall time (start-up and
 //! connection included) and the peak RSS of both tools the same way. sstore's side is the
@@ -195,6 +197,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     services::command(root, &up)?;
     services::apt_install(&["rclone", "smbclient", "time"])?;
+    // With the libsmbclient client too, so both SMB clients are measured.
+    services::apt_install(services::LIBSMBCLIENT_BUILD_PACKAGES)?;
     crate::run(
         "build the transfer benchmark (release)",
         crate::cargo().args([
@@ -202,6 +206,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "--release",
             "-p",
             "sstore-cli",
+            "--features",
+            "libsmbclient",
             "--example",
             "target_bench",
         ]),
@@ -439,9 +445,20 @@ fn cases(ctx: &Ctx, dir: &Path) -> Result<Vec<Case>, String> {
             &auth,
             &format!("username = {user}\npassword = {password}\n"),
         )?;
-        for (name, port_key) in [
-            ("samba signed", "SSTORE_TEST_SMB_PORT"),
-            ("samba encrypted", "SSTORE_TEST_SMB_ENCRYPTED_PORT"),
+        // The default build's pure-Rust client on the signing server, and the opt-in
+        // libsmbclient client on both (the only one that can serve the encrypting server).
+        for (name, port_key, client) in [
+            ("samba signed", "SSTORE_TEST_SMB_PORT", "smb2"),
+            (
+                "samba signed libsmbclient",
+                "SSTORE_TEST_SMB_PORT",
+                "libsmbclient",
+            ),
+            (
+                "samba encrypted libsmbclient",
+                "SSTORE_TEST_SMB_ENCRYPTED_PORT",
+                "libsmbclient",
+            ),
         ] {
             let port = get(port_key)?;
             cases.push(Case {
@@ -450,7 +467,8 @@ fn cases(ctx: &Ctx, dir: &Path) -> Result<Vec<Case>, String> {
                 kind: "smb",
                 config: format!(
                     "server = '127.0.0.1'\nport = {port}\nshare = '{share}'\nfolder = 'bench'\n\
-                     user = '{user}'\npassword_env = 'SSTORE_BENCH_SMB_PASSWORD'\n"
+                     user = '{user}'\npassword_env = 'SSTORE_BENCH_SMB_PASSWORD'\n\
+                     client = '{client}'\n"
                 ),
                 env: vec![pair("SSTORE_BENCH_SMB_PASSWORD", password.clone())],
                 reference: Reference::Smbclient {

@@ -74,8 +74,6 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
-    // What the workspace needs to build (the SMB target links Samba's libsmbclient).
-    services::apt_install(services::BUILD_PACKAGES)?;
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
@@ -94,13 +92,47 @@ fn ci() -> Result<(), String> {
     // The target tests run against real servers; with SSTORE_REQUIRE_SERVICES a test whose
     // server is missing fails instead of skipping.
     let env_file = services::up_all(&root())?;
-    let (passed, failed) = test_and_count(
-        cargo()
-            .args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
-            .env("SSTORE_SERVICES_ENV", &env_file)
+    let with_services = |cmd: &mut Command| {
+        cmd.env("SSTORE_SERVICES_ENV", &env_file)
             .env("SSTORE_REQUIRE_SERVICES", "1")
-            .env_remove("AWS_CA_BUNDLE"),
+            .env_remove("AWS_CA_BUNDLE");
+    };
+    let mut workspace = cargo();
+    workspace.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
+    with_services(&mut workspace);
+    let (mut passed, mut failed) = test_and_count(&mut workspace)?;
+
+    // The opt-in libsmbclient client of the SMB target (the default build has no C library):
+    // its build packages, clippy, then the SMB tests once more, through both clients.
+    services::apt_install(services::LIBSMBCLIENT_BUILD_PACKAGES)?;
+    run(
+        "cargo clippy -p sstore-target-smb --features libsmbclient",
+        cargo().args([
+            "clippy",
+            "-p",
+            "sstore-target-smb",
+            "--features",
+            "libsmbclient",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
+    let mut smb = cargo();
+    smb.args([
+        "test",
+        "-p",
+        "sstore-target-smb",
+        "--features",
+        "libsmbclient",
+        "--no-fail-fast",
+    ]);
+    with_services(&mut smb);
+    let (smb_passed, smb_failed) = test_and_count(&mut smb)?;
+    passed += smb_passed;
+    failed += smb_failed;
+
     // One closing line for the whole suite (each test binary prints its own result line).
     println!("tests: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {

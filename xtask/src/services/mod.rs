@@ -95,8 +95,9 @@ const SERVICES: &[Service] = &[
     },
 ];
 
-/// Debian packages the workspace needs to build: the SMB target links Samba's libsmbclient.
-pub const BUILD_PACKAGES: &[&str] = &["libsmbclient-dev", "pkg-config", "curl"];
+/// Debian packages that the SMB target's opt-in `libsmbclient` feature needs to build (the
+/// default build needs none).
+pub const LIBSMBCLIENT_BUILD_PACKAGES: &[&str] = &["libsmbclient-dev", "pkg-config"];
 
 pub const USAGE: &str = "services up [NAME...] | down [NAME...] | status";
 

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use super::{Ctx, EnvEntries, ensure_daemon, run_quiet, stored_secret};
+use super::{Ctx, EnvEntries, apt_install, ensure_daemon, run_quiet, stored_secret};
 
 pub const PORT: u16 = 19000;
 pub const BUCKET: &str = "sstore-test";
@@ -12,6 +12,8 @@ const VERSION: &str = "0.14.1";
 const SERVICE: &str = "s3";
 
 pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
+    // curl signs the CreateBucket request below.
+    apt_install(&["curl"])?;
     let binary = ctx.tools().join("bin").join("s3s-fs");
     if !binary.exists() {
         eprintln!("s3: installing s3s-fs {VERSION} (cargo install, a few minutes)");
