@@ -11,9 +11,16 @@ use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 
 /// `links` values of crates that compile C sources they carry (and their version-stamped
-/// variants): SQLite (rusqlite's `bundled`), zstd, AWS-LC and ring (rustls' crypto), and
-/// wasm-bindgen's marker (WebAssembly targets only).
-const BUNDLED: &[&str] = &["sqlite3", "zstd", "aws_lc", "ring_core", "wasm_bindgen"];
+/// variants): SQLite (rusqlite's `bundled`), zstd, AWS-LC and ring (rustls' crypto), the
+/// mimalloc allocator, and wasm-bindgen's marker (WebAssembly targets only).
+const BUNDLED: &[&str] = &[
+    "sqlite3",
+    "zstd",
+    "aws_lc",
+    "ring_core",
+    "mimalloc",
+    "wasm_bindgen",
+];
 
 /// Libraries every Linux program loads: the C runtime and the dynamic loader.
 const C_RUNTIME: &[&str] = &[
