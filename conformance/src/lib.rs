@@ -35,6 +35,8 @@
 //! | `cleanup` | nothing is left listed under the run's prefix |
 //!
 //! - [`data`]: deterministic streamed bodies, including ones that fail or pause part-way.
+//! - [`faults`]: a fault-injecting decorator for any target (and the plan a test plugin
+//!   shares), for testing what the engine does when a target fails or stalls.
 //! - [`report`]: per-check outcomes and the printable report.
 //! - [`services`]: where the test servers of `cargo xtask services up` are.
 
@@ -47,6 +49,7 @@ use sstore_target_api::Target;
 
 mod checks;
 pub mod data;
+pub mod faults;
 pub mod report;
 pub mod services;
 
