@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sstore_core::backup::{EventSink, JobEvent};
+use sstore_core::backup::{EventSink, JobEvent, JobLog};
 
 /// How events are rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,48 @@ pub fn print_json_event(event: &JobEvent) {
     }
 }
 
+/// Prints a log-line event as the job log writes it, on stderr.
+fn print_log_line(event: &JobEvent) {
+    if let Some((level, message)) = event.log_line() {
+        eprintln!("{}", JobLog::format_line(level, message));
+    }
+}
+
+/// How a command shows a job's events: with `--json`, one JSON line per event (the log's
+/// info lines only on stderr, with `--verbose`); with `--verbose`, every log line as the job
+/// log writes it; otherwise progress bars on a terminal, plain lines elsewhere.
+pub fn observers(json: bool, verbose: bool) -> EventSink {
+    match (json, verbose) {
+        (true, verbose) => EventSink::new(move |event| match event {
+            JobEvent::Info { .. } if verbose => print_log_line(event),
+            JobEvent::Info { .. } => {}
+            _ => print_json_event(event),
+        }),
+        (false, true) => EventSink::new(print_log_line),
+        (false, false) => sink(Mode::choose(false)),
+    }
+}
+
+/// With `verbose`, every log line on stderr as the job log writes it; else nothing.
+pub fn log_lines(verbose: bool) -> EventSink {
+    if verbose {
+        EventSink::new(print_log_line)
+    } else {
+        EventSink::default()
+    }
+}
+
+/// Warnings and errors on stderr (`warning: ...`), for commands without a job log.
+pub fn warnings() -> EventSink {
+    EventSink::new(|event| match event {
+        JobEvent::Warning { message } => eprintln!("warning: {message}"),
+        JobEvent::Error { message } => eprintln!("error: {message}"),
+        _ => {}
+    })
+}
+
 /// The event sink for `mode`.
-pub fn sink(mode: Mode) -> EventSink {
+fn sink(mode: Mode) -> EventSink {
     match mode {
         Mode::Json => EventSink::new(print_json_event),
         Mode::Bars => {

@@ -272,7 +272,7 @@ async fn a_range_read_past_its_end_is_caught() {
     let report = run_broken(Flaw::RangeIgnoresEnd, quick_options()).await;
     assert_eq!(
         failed(&report),
-        ["large_object", "ranged_reads"],
+        ["large_object", "ranged_reads", "delete_after_read"],
         "{report}"
     );
 }

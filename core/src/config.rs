@@ -1,11 +1,26 @@
-//! The configuration file (TOML). Unknown keys are errors that name the key (and, inside a
-//! `[[target]]`, the target). Default location: `sstore/config.toml` in the platform's config
-//! folder (`~/.config/sstore/config.toml` on Linux); `--config` or `SSTORE_CONFIG` overrides.
+//! The configuration file (TOML), read the same way by every front end. Unknown keys are
+//! errors that name the key (and, inside a `[[target]]`, the target). Default location:
+//! `sstore/config.toml` in the platform's config folder (`~/.config/sstore/config.toml` on
+//! Linux); `--config` or `SSTORE_CONFIG` overrides. Relative paths are relative to the file.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+
+use crate::backup::{JobJournal, RetryPolicy, TransferOptions, preflight};
+
+/// Why a config file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +39,9 @@ pub struct Config {
     targets: Vec<toml::Table>,
     #[serde(skip)]
     pub named_targets: Vec<NamedTarget>,
+    /// The file this was read from (`None`: no file).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +81,8 @@ pub struct TransferSection {
     pub max_retry_delay_ms: Option<u64>,
     /// No retry starts after this many seconds of one step (default 1800).
     pub deadline_secs: Option<u64>,
+    /// How long a target's readiness check may take in a preflight (default 30).
+    pub readiness_timeout_secs: Option<u64>,
 }
 
 /// A `[[target]]` entry: its name, kind, optional URL, and the kind's own settings.
@@ -75,26 +95,28 @@ pub struct NamedTarget {
 }
 
 impl NamedTarget {
-    fn parse(index: usize, mut table: toml::Table) -> Result<Self> {
-        let mut take_string = |key: &str| -> Result<Option<String>> {
+    fn parse(index: usize, mut table: toml::Table) -> Result<Self, String> {
+        let mut take_string = |key: &str| -> Result<Option<String>, String> {
             match table.remove(key) {
                 None => Ok(None),
                 Some(toml::Value::String(s)) => Ok(Some(s)),
-                Some(other) => bail!(
+                Some(other) => Err(format!(
                     "[[target]] #{}: `{key}` must be a string, not {}",
                     index + 1,
                     other.type_str()
-                ),
+                )),
             }
         };
         let name = take_string("name")?;
         let kind = take_string("kind")?;
         let url = take_string("url")?;
         let Some(name) = name.filter(|n| !n.trim().is_empty()) else {
-            bail!("[[target]] #{} has no `name`", index + 1);
+            return Err(format!("[[target]] #{} has no `name`", index + 1));
         };
         let Some(kind) = kind else {
-            bail!("target '{name}' has no `kind` (see `sstore targets` for the kinds available)");
+            return Err(format!(
+                "target '{name}' has no `kind` (see `sstore targets` for the kinds available)"
+            ));
         };
         Ok(Self {
             name,
@@ -108,7 +130,7 @@ impl NamedTarget {
 impl Config {
     /// Loads `explicit`, or the default file when it exists, or an empty config. Relative paths
     /// in the file are taken relative to the file's folder.
-    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match explicit {
             Some(p) => p.to_owned(),
             None => match default_path() {
@@ -116,10 +138,20 @@ impl Config {
                 _ => return Ok(Self::default()),
             },
         };
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the config file {}", path.display()))?;
-        let mut config: Config =
-            toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Reads a config file's text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.store = config.store.map(|p| base.join(p));
         config.plugins = config.plugins.map(|p| base.join(p));
@@ -127,36 +159,66 @@ impl Config {
         config.backup.jobs = config.backup.jobs.map(|p| base.join(p));
         config.backup.directory = config.backup.directory.map(|d| {
             let is_local = !d.contains("://") && !d.starts_with("\\\\");
-            if is_local && Path::new(&d).is_relative() && !config_names_target(&config.targets, &d)
-            {
+            if is_local && Path::new(&d).is_relative() && !names_target(&config.targets, &d) {
                 base.join(d).to_string_lossy().into_owned()
             } else {
                 d
             }
         });
-        let mut named = Vec::new();
+        let mut named: Vec<NamedTarget> = Vec::new();
         for (i, table) in std::mem::take(&mut config.targets).into_iter().enumerate() {
-            let target = NamedTarget::parse(i, table)
-                .with_context(|| format!("config file {}", path.display()))?;
-            if named.iter().any(|t: &NamedTarget| t.name == target.name) {
-                bail!(
-                    "config file {}: two targets are named '{}'",
-                    path.display(),
-                    target.name
-                );
+            let target = NamedTarget::parse(i, table).map_err(invalid)?;
+            if named.iter().any(|t| t.name == target.name) {
+                return Err(invalid(format!("two targets are named '{}'", target.name)));
             }
             named.push(target);
         }
         config.named_targets = named;
+        config.path = Some(path.to_owned());
         Ok(config)
     }
 
     pub fn target(&self, name: &str) -> Option<&NamedTarget> {
         self.named_targets.iter().find(|t| t.name == name)
     }
+
+    /// The job journal (`[backup] jobs`, else the platform's data folder).
+    pub fn journal(&self) -> JobJournal {
+        JobJournal::new(self.backup.jobs.clone().unwrap_or_else(default_jobs_path))
+    }
+
+    /// How staged backups reach their destinations: `[transfer]` and `[backup]` settings over
+    /// the defaults of [`TransferOptions`] and [`RetryPolicy`].
+    pub fn transfer_options(&self) -> TransferOptions {
+        let t = &self.transfer;
+        let defaults = TransferOptions::default();
+        let retry = defaults.retry;
+        TransferOptions {
+            concurrency: t.concurrency.unwrap_or(defaults.concurrency).max(1),
+            retry: RetryPolicy {
+                first_delay: t
+                    .retry_delay_ms
+                    .map_or(retry.first_delay, Duration::from_millis),
+                max_delay: t
+                    .max_retry_delay_ms
+                    .map_or(retry.max_delay, Duration::from_millis),
+                deadline: t.deadline_secs.map_or(retry.deadline, Duration::from_secs),
+                max_attempts: t.attempts.unwrap_or(retry.max_attempts).max(1),
+            },
+            keep_local: self.backup.keep_local.unwrap_or(defaults.keep_local),
+            percentage: self.backup.percentage.unwrap_or(defaults.percentage),
+        }
+    }
+
+    /// How long a destination's readiness check may take in a preflight.
+    pub fn readiness_timeout(&self) -> Duration {
+        self.transfer
+            .readiness_timeout_secs
+            .map_or(preflight::DEFAULT_READINESS_TIMEOUT, Duration::from_secs)
+    }
 }
 
-fn config_names_target(targets: &[toml::Table], name: &str) -> bool {
+fn names_target(targets: &[toml::Table], name: &str) -> bool {
     targets
         .iter()
         .any(|t| t.get("name").and_then(|v| v.as_str()) == Some(name))
@@ -185,4 +247,54 @@ fn data_folder() -> PathBuf {
     dirs::data_local_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("sstore")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn transfer_settings_override_the_defaults_and_relative_paths_follow_the_file() {
+        let config = Config::parse(
+            "store = 'store.db'\n[backup]\ndirectory = 'backups'\nkeep_local = true\n\
+             [transfer]\nattempts = 3\nretry_delay_ms = 10\nreadiness_timeout_secs = 5\n\
+             [[target]]\nname = 'nas'\nkind = 'local'\npath = '/srv'\n",
+            Path::new("/etc/sstore/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.store.as_deref(),
+            Some(Path::new("/etc/sstore/store.db"))
+        );
+        assert_eq!(
+            config.backup.directory.as_deref(),
+            Some("/etc/sstore/backups")
+        );
+        let t = config.transfer_options();
+        assert_eq!(t.retry.max_attempts, 3);
+        assert_eq!(t.retry.first_delay, Duration::from_millis(10));
+        assert_eq!(t.retry.max_delay, RetryPolicy::default().max_delay);
+        assert_eq!(t.concurrency, TransferOptions::default().concurrency);
+        assert!(t.keep_local);
+        assert_eq!(config.readiness_timeout(), Duration::from_secs(5));
+        assert_eq!(config.target("nas").unwrap().kind, "local");
+    }
+
+    #[test]
+    fn unknown_keys_and_duplicate_targets_are_named() {
+        let path = Path::new("/x/config.toml");
+        let e = Config::parse("[backup]\ndirectroy = 'x'\n", path).unwrap_err();
+        assert!(e.to_string().contains("directroy"), "{e}");
+        assert!(e.to_string().contains("/x/config.toml"), "{e}");
+        let e = Config::parse(
+            "[[target]]\nname='a'\nkind='local'\n[[target]]\nname='a'\nkind='local'\n",
+            path,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("two targets are named 'a'"), "{e}");
+        let e = Config::parse("[[target]]\nname='a'\n", path).unwrap_err();
+        assert!(e.to_string().contains("has no `kind`"), "{e}");
+    }
 }

@@ -4,19 +4,24 @@
 //! - [`format`]: the encrypted, authenticated backup stream (docs/FORMAT.md).
 //! - [`target`]: the storage target contract every backup destination implements.
 //! - [`backup`]: backup, restore, verify and history over a backup directory.
+//! - [`config`]: the configuration file; [`locations`]: what location strings name.
 
 pub mod backup;
+pub mod config;
 mod crypto;
 pub mod error;
 pub mod format;
-pub mod fsutil;
 pub mod kdf;
+pub mod locations;
 mod random;
 pub mod secret;
 pub mod store;
 
 /// The storage target contract (the `sstore-target-api` crate).
 pub use sstore_target_api as target;
+
+/// Filesystem helpers (the `sstore-fsutil` crate).
+pub use sstore_fsutil as fsutil;
 
 pub use error::{Error, ErrorCategory};
 pub use kdf::KdfParams;

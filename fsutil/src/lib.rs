@@ -1,5 +1,7 @@
-//! Filesystem helpers: owner-only files and folders, temporary names, folder fsync, and a
-//! write-behind file that overlaps disk writes with encryption.
+//! Filesystem helpers shared by the engine (`sstore-core`) and the local target: owner-only
+//! files and folders, temporary names, folder fsync, free space, and a write-behind file that
+//! overlaps disk writes with encryption. A crate of its own so a target crate depends only on
+//! the target contract and this, never on the engine.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -36,7 +38,11 @@ pub fn temp_sibling(path: &Path, purpose: &str) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let unique = crate::random::hex_id::<6>();
+    let mut random = [0u8; 6];
+    // A failed read leaves zeros: the name is then less unique, and a clash fails the
+    // exclusive create that every caller uses, rather than overwriting anything.
+    let _ = getrandom::fill(&mut random);
+    let unique: String = random.iter().map(|b| format!("{b:02x}")).collect();
     path.with_file_name(format!(".{name}.{purpose}-{unique}.tmp"))
 }
 
@@ -51,6 +57,21 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
     {
         let _ = path;
         Ok(())
+    }
+}
+
+/// Bytes free to this user on the filesystem holding `path` (`None` where the platform does
+/// not say).
+pub fn free_space(path: &Path) -> io::Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        let stat = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+        Ok(Some(stat.f_bavail.saturating_mul(stat.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use sstore_core::backup::{
-    BACKUP_FILE, BackupError, JobLog, MANIFEST_FILE, RestoreMethod, RestoreRequest, run_backup,
+    BACKUP_FILE, BackupError, EventSink, MANIFEST_FILE, RestoreMethod, RestoreRequest, run_backup,
     run_restore, run_verify,
 };
 use sstore_core::format::{FormatError, HEADER_LEN, MIN_CHUNK_SIZE};
@@ -34,7 +34,7 @@ async fn fixture() -> Fixture {
         &dir,
         &passphrase(),
         &many_chunk_options(),
-        &JobLog::new(),
+        &EventSink::default(),
     )
     .await
     .unwrap();
@@ -43,7 +43,7 @@ async fn fixture() -> Fixture {
         &dir,
         &passphrase(),
         &many_chunk_options(),
-        &JobLog::new(),
+        &EventSink::default(),
     )
     .await
     .unwrap();
@@ -76,7 +76,7 @@ impl Fixture {
             force: true,
             store_passphrase: None,
         };
-        let err = run_restore(&self.dir, &request, passphrase, &JobLog::new())
+        let err = run_restore(&self.dir, &request, passphrase, &EventSink::default())
             .await
             .unwrap_err();
         assert_eq!(
@@ -202,7 +202,7 @@ async fn every_kind_of_damage_has_its_own_error() {
         force: false,
         store_passphrase: None,
     };
-    run_restore(&f.dir, &request, &passphrase(), &JobLog::new())
+    run_restore(&f.dir, &request, &passphrase(), &EventSink::default())
         .await
         .unwrap();
     assert_all_values(&f.store.with_file_name("copy.db"));

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sstore_core::backup::{
-    BackupDirectory, BackupJob, Destination, EventSink, JobLog, JobStatus, LOG_FILE,
-    TransferOptions, run_backup, run_job, run_verify,
+    BackupDirectory, BackupJob, Destination, EventSink, JobStatus, LOG_FILE, TransferOptions,
+    run_backup, run_job, run_verify,
 };
 use sstore_core::target::{
     Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
@@ -98,9 +98,15 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         };
         let dir = BackupDirectory::new(Arc::new(target), root.join(".sstore-staging"));
         let options = fast_options();
-        let err = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-            .await
-            .unwrap_err();
+        let err = run_backup(
+            &store_path,
+            &dir,
+            &passphrase(),
+            &options,
+            &EventSink::default(),
+        )
+        .await
+        .unwrap_err();
         let message = err.to_string();
         assert!(
             message.contains(suffix) && message.contains("no space left"),
@@ -135,8 +141,9 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
             transfer: TransferOptions::default(),
             events: EventSink::default(),
             resume_only: true,
+            force: false,
         };
-        let report = run_job(&job, None, &options, &JobLog::new()).await.unwrap();
+        let report = run_job(&job, None, &options).await.unwrap();
         let resumed = report.resumed.unwrap();
         assert!(resumed.succeeded(), "{step}: {:?}", resumed.error);
         assert!(report.new.is_none());
@@ -147,9 +154,7 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         assert_eq!(staging_entries(&root), ["sstore.lock"], "{step}");
         run_verify(&healthy, None, &passphrase()).await.unwrap();
         // Nothing left to resume.
-        let err = run_job(&job, None, &options, &JobLog::new())
-            .await
-            .unwrap_err();
+        let err = run_job(&job, None, &options).await.unwrap_err();
         assert!(err.to_string().contains("nothing to resume"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use sstore_core::backup::{
-    JobKind, JobLog, JobStatus, RestoreMethod, RestoreRequest, run_backup, run_restore, run_verify,
+    EventSink, JobKind, JobStatus, RestoreMethod, RestoreRequest, run_backup, run_restore,
+    run_verify,
 };
 use sstore_core::store::{CredentialSet, SecureStore};
 use sstore_tests::*;
@@ -17,9 +18,15 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
     let dir = local_directory(&tmp.path().join("backups"));
     let options = fast_options();
 
-    let report = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    let report = run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.manifest.applications, 1000);
     assert_eq!(report.manifest.credential_sets, sets);
     assert_eq!(report.entry.folder, "sstorebr0000");
@@ -36,7 +43,7 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
         force: false,
         store_passphrase: Some(passphrase()),
     };
-    let restore = run_restore(&dir, &request, &passphrase(), &JobLog::new())
+    let restore = run_restore(&dir, &request, &passphrase(), &EventSink::default())
         .await
         .unwrap();
     assert_eq!(restore.store_passphrase_opens, Some(true));
@@ -48,7 +55,7 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
     );
 
     // Restoring again as `new` onto the same path is refused without force.
-    let err = run_restore(&dir, &request, &passphrase(), &JobLog::new())
+    let err = run_restore(&dir, &request, &passphrase(), &EventSink::default())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
@@ -73,9 +80,15 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
     populate(&store_path, 20, 3);
     let dir = local_directory(&tmp.path().join("backups"));
     let options = fast_options();
-    let first = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    let first = run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
 
     // Change the store, back it up again.
     let mut store = SecureStore::open(&store_path)
@@ -90,9 +103,15 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
         )
         .unwrap();
     drop(store);
-    let second = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    let second = run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.entry.folder, "sstorebr0001");
 
     // Overwrite the live store with the first backup, chosen by id.
@@ -103,7 +122,7 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
         force: true,
         store_passphrase: None,
     };
-    run_restore(&dir, &request, &passphrase(), &JobLog::new())
+    run_restore(&dir, &request, &passphrase(), &EventSink::default())
         .await
         .unwrap();
     assert_all_values(&store_path);
@@ -113,7 +132,7 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
         backup_id: None,
         ..request
     };
-    let report = run_restore(&dir, &newest, &passphrase(), &JobLog::new())
+    let report = run_restore(&dir, &newest, &passphrase(), &EventSink::default())
         .await
         .unwrap();
     assert_eq!(report.manifest.backup_id, second.entry.id);
@@ -144,15 +163,27 @@ async fn a_second_job_on_the_same_directory_is_refused() {
     let dir = local_directory(&tmp.path().join("backups"));
     let held = sstore_core::backup::JobLock::acquire(dir.staging(), "backup").unwrap();
     let options = fast_options();
-    let err = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap_err();
+    let err = run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.category(), sstore_core::ErrorCategory::Locked, "{err}");
     assert!(err.to_string().contains("another sstore job"), "{err}");
     drop(held);
-    run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,9 +194,15 @@ async fn an_unlisted_folder_is_reported_and_never_reused() {
     let root = tmp.path().join("backups");
     let dir = local_directory(&root);
     let options = fast_options();
-    run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
     // What a job killed while publishing leaves: a folder with files, not in the history.
     std::fs::create_dir_all(root.join("sstorebr0004")).unwrap();
     std::fs::write(root.join("sstorebr0004/sstorebackup.bak"), b"partial").unwrap();
@@ -174,9 +211,15 @@ async fn an_unlisted_folder_is_reported_and_never_reused() {
         dir.unlisted_folders(&history).await.unwrap(),
         ["sstorebr0004"]
     );
-    let next = run_backup(&store_path, &dir, &passphrase(), &options, &JobLog::new())
-        .await
-        .unwrap();
+    let next = run_backup(
+        &store_path,
+        &dir,
+        &passphrase(),
+        &options,
+        &EventSink::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(next.entry.folder, "sstorebr0005");
     // Restore ignores it: the newest listed backup is used.
     let report = run_verify(&dir, None, &passphrase()).await.unwrap();

@@ -4,50 +4,35 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
 use sstore_core::backup::{
-    self, History, JobKind, JobLog, JobStatus, RestoreMethod, RestoreRequest,
+    self, BackupKey, History, JobKind, RestoreMethod, RestoreRequest, Selection,
 };
 
 use super::{Context, print_json};
 use crate::args::{HistoryArgs, RestoreArgs, RestoreMethodArg, VerifyArgs};
 use crate::passphrase;
 
-pub(super) fn job_log(verbose: bool) -> JobLog {
-    if verbose {
-        JobLog::with_observer(|line| eprintln!("{line}"))
-    } else {
-        JobLog::new()
-    }
-}
+pub(super) use sstore_core::backup::preflight::human_bytes;
 
-pub(super) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// The backup passphrase. When it falls back to the store passphrase, check that it opens the
-/// store's Master Key first, so a mistyped passphrase never produces a backup nobody can open.
-pub(super) fn backup_passphrase(
-    ctx: &Context,
-    check_store: bool,
-) -> Result<sstore_core::Passphrase> {
-    let (passphrase, fell_back) = passphrase::backup(
+/// The key a new backup is written with: the backup passphrase, or the store passphrase when
+/// none is given (the job then checks that it opens the store's Master Key).
+pub(super) fn backup_key(ctx: &Context) -> Result<BackupKey> {
+    let (passphrase, is_store_passphrase) = passphrase::backup(
         ctx.global.backup_passphrase_file.as_deref(),
         ctx.global.passphrase_file.as_deref(),
     )?;
-    if fell_back && check_store {
-        ctx.open_store()?.check_passphrase(&passphrase)?;
-    }
-    Ok(passphrase)
+    Ok(BackupKey {
+        passphrase,
+        is_store_passphrase,
+    })
+}
+
+/// The passphrase that opens existing backups (restore, verify).
+fn backup_passphrase(ctx: &Context) -> Result<sstore_core::Passphrase> {
+    Ok(passphrase::backup(
+        ctx.global.backup_passphrase_file.as_deref(),
+        ctx.global.passphrase_file.as_deref(),
+    )?
+    .0)
 }
 
 fn confirm_overwrite(path: &std::path::Path) -> Result<()> {
@@ -88,7 +73,7 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     if method == RestoreMethod::Overwrite && !args.force && destination.exists() {
         confirm_overwrite(&destination)?;
     }
-    let passphrase = backup_passphrase(ctx, false)?;
+    let passphrase = backup_passphrase(ctx)?;
     let request = RestoreRequest {
         backup_id: args.backup_id,
         method,
@@ -96,8 +81,8 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
         force: args.force,
         store_passphrase: passphrase::store_given(ctx.global.passphrase_file.as_deref())?,
     };
-    let log = job_log(args.verbose);
-    let report = backup::run_restore(&dir, &request, &passphrase, &log).await?;
+    let events = crate::progress::log_lines(args.verbose);
+    let report = backup::run_restore(&dir, &request, &passphrase, &events).await?;
     let m = &report.manifest;
     println!(
         "Restored backup {} ({}, {} applications, {} credential sets) to {}.",
@@ -199,19 +184,14 @@ pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
             args.staging.as_deref(),
         )
         .await?;
-    let passphrase = backup_passphrase(ctx, false)?;
+    let passphrase = backup_passphrase(ctx)?;
     let ids: Vec<Option<String>> = if args.all {
         let history = dir.load_history().await?;
-        let ids: Vec<Option<String>> = history
-            .entries
-            .iter()
-            .filter(|e| e.kind == JobKind::Backup && e.status == JobStatus::Succeeded)
+        history
+            .select(&Selection::All, &dir.location())?
+            .into_iter()
             .map(|e| Some(e.id.clone()))
-            .collect();
-        if ids.is_empty() {
-            bail!("no successful backup in {} to verify", dir.location());
-        }
-        ids
+            .collect()
     } else {
         vec![args.backup_id.clone()]
     };
@@ -274,11 +254,7 @@ fn job_history(ctx: &Context, json: bool) -> Result<()> {
         "ID", "STATE", "FOLDER", "STARTED", "SIZE", "MIB/S"
     );
     for j in &jobs {
-        let state = if !j.state.is_finished() && !j.is_running() {
-            format!("interrupted ({})", j.state)
-        } else {
-            j.state.to_string()
-        };
+        let state = j.shown_state();
         let targets: Vec<String> = j
             .copies
             .iter()

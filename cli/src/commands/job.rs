@@ -1,112 +1,19 @@
 //! `backup` (stage locally, then send to every target) and `readiness` / `backup --what-if`
-//! (check that a backup can run, writing nothing).
-
-use std::path::Path;
-use std::sync::Arc;
+//! (check that a backup can run, writing nothing): arguments in, the core job or preflight,
+//! results rendered.
 
 use anyhow::{Result, anyhow, bail};
 use sstore_core::backup::{
-    self, BackupJob, BackupOptions, CopyState, EventSink, JobEvent, JobLog, JobOutcome, JobState,
-    RetryPolicy, TransferOptions,
+    self, BackupJob, BackupKey, BackupOptions, Check, CheckStatus, CopyState, JobOutcome, JobState,
+    PreflightRequest,
 };
 use sstore_core::format::Compression;
-use sstore_core::target::Target;
 
 use super::Context;
-use super::backup::{backup_passphrase, human_bytes};
+use super::backup::{backup_key, human_bytes};
 use crate::args::BackupArgs;
 use crate::exit::Partial;
-use crate::progress::{self, Mode};
-
-fn transfer_options(ctx: &Context, args: &BackupArgs) -> TransferOptions {
-    let t = &ctx.config.transfer;
-    let defaults = RetryPolicy::default();
-    TransferOptions {
-        concurrency: t.concurrency.unwrap_or(4).max(1),
-        retry: RetryPolicy {
-            first_delay: t
-                .retry_delay_ms
-                .map(std::time::Duration::from_millis)
-                .unwrap_or(defaults.first_delay),
-            max_delay: t
-                .max_retry_delay_ms
-                .map(std::time::Duration::from_millis)
-                .unwrap_or(defaults.max_delay),
-            deadline: t
-                .deadline_secs
-                .map(std::time::Duration::from_secs)
-                .unwrap_or(defaults.deadline),
-            max_attempts: t.attempts.unwrap_or(defaults.max_attempts).max(1),
-        },
-        keep_local: args.keep_local || ctx.config.backup.keep_local.unwrap_or(false),
-        percentage: args
-            .percentage
-            .or(ctx.config.backup.percentage)
-            .unwrap_or(5),
-    }
-}
-
-/// The job log: shown on stderr with `--verbose`; with `--json`, warnings and errors become
-/// events.
-fn job_log(args: &BackupArgs) -> JobLog {
-    if args.json {
-        let verbose = args.verbose;
-        JobLog::with_observer(move |line| {
-            if let Some((_, message)) = line.split_once(" [warning] ") {
-                progress::print_json_event(&JobEvent::Warning {
-                    message: message.to_owned(),
-                });
-            } else if let Some((_, message)) = line.split_once(" [error] ") {
-                progress::print_json_event(&JobEvent::Error {
-                    message: message.to_owned(),
-                });
-            } else if verbose {
-                eprintln!("{line}");
-            }
-        })
-    } else {
-        super::backup::job_log(args.verbose)
-    }
-}
-
-/// Refuses to stage when the staging folder's disk looks too small (the snapshot and the staged
-/// backup each take at most about the store's size), unless `force`.
-async fn check_staging_space(staging: &Path, store_path: &Path, force: bool) -> Result<()> {
-    let needed = std::fs::metadata(store_path).map(|m| m.len()).unwrap_or(0) * 2 + 1024 * 1024;
-    sstore_core::fsutil::create_private_dir_all(staging).map_err(|e| {
-        anyhow!(
-            "cannot create the staging folder {}: {e}",
-            staging.display()
-        )
-    })?;
-    let readiness = sstore_target_local::LocalTarget::new(staging)
-        .readiness()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "the staging folder {} is not usable: {e}",
-                staging.display()
-            )
-        })?;
-    if !readiness.writable {
-        bail!(
-            "the staging folder {} is not writable; choose another with --staging",
-            staging.display()
-        );
-    }
-    if let Some(free) = readiness.free_bytes
-        && free < needed
-        && !force
-    {
-        return Err(backup::BackupError::NoSpace {
-            path: staging.to_owned(),
-            needed,
-            free,
-        }
-        .into());
-    }
-    Ok(())
-}
+use crate::progress;
 
 pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
     if args.show_tree {
@@ -124,15 +31,12 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             args.staging.as_deref(),
         )
         .await?;
-    let passphrase = if args.resume {
+    let key: Option<BackupKey> = if args.resume {
         None
     } else {
         // Fail early, before asking for a passphrase, if there is no store.
         ctx.open_store()?;
-        let passphrase = backup_passphrase(ctx, true)?;
-        passphrase.check_policy()?;
-        check_staging_space(&staging, &ctx.store_path, args.force).await?;
-        Some(passphrase)
+        Some(backup_key(ctx)?)
     };
     let options = BackupOptions {
         item: args.item.clone(),
@@ -143,22 +47,22 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         },
         ..BackupOptions::default()
     };
-    let mode = Mode::choose(args.json);
+    let mut transfer = ctx.config.transfer_options();
+    transfer.keep_local |= args.keep_local;
+    if let Some(percentage) = args.percentage {
+        transfer.percentage = percentage;
+    }
     let job = BackupJob {
         store_path: ctx.store_path.clone(),
         staging,
         destinations,
         journal: Some(ctx.journal()),
-        transfer: transfer_options(ctx, &args),
-        events: if args.json || !args.verbose {
-            progress::sink(mode)
-        } else {
-            EventSink::default()
-        },
+        transfer,
+        events: progress::observers(args.json, args.verbose),
         resume_only: args.resume,
+        force: args.force,
     };
-    let log = job_log(&args);
-    let report = backup::run_job(&job, passphrase.as_ref(), &options, &log).await?;
+    let report = backup::run_job(&job, key.as_ref(), &options).await?;
 
     if let Some(resumed) = &report.resumed
         && !args.json
@@ -207,9 +111,7 @@ fn conclude(mut outcome: JobOutcome) -> Result<()> {
 fn failed_targets(outcome: &JobOutcome) -> String {
     outcome
         .record
-        .copies
-        .iter()
-        .filter(|c| c.state != CopyState::Succeeded)
+        .unfinished_copies()
         .map(|c| format!("{} failed ({})", c.name, c.message.as_deref().unwrap_or("")))
         .collect::<Vec<_>>()
         .join("; ")
@@ -263,151 +165,42 @@ fn print_outcome(outcome: &JobOutcome, resumed: bool) {
     }
 }
 
-/// One preflight check's result.
-struct Check {
-    what: String,
-    ok: bool,
-    warning: bool,
-    detail: String,
-}
-
-/// `sstore readiness` / `sstore backup --what-if`: every check, nothing written but probes.
+/// `sstore readiness` / `sstore backup --what-if`: every preflight check, nothing written but
+/// probes.
 pub async fn readiness(ctx: &Context, args: BackupArgs) -> Result<()> {
-    let mut checks = Vec::new();
-    let store = ctx.open_store();
-    let summary = match &store {
-        Ok(store) => match store.summary() {
-            Ok(s) => {
-                checks.push(Check {
-                    what: "store".into(),
-                    ok: true,
-                    warning: false,
-                    detail: format!(
-                        "{} opens: {} applications, {} credential sets, Master Key generation {}",
-                        ctx.store_path.display(),
-                        s.applications,
-                        s.credential_sets,
-                        s.master_key.generation
-                    ),
-                });
-                Some(s)
-            }
-            Err(e) => {
-                checks.push(failed("store", e.to_string()));
-                None
-            }
-        },
-        Err(e) => {
-            checks.push(failed("store", format!("{e:#}")));
-            None
-        }
-    };
-    if store.is_ok() {
-        checks.push(match backup_passphrase(ctx, true) {
-            Ok(_) => Check {
-                what: "passphrase".into(),
-                ok: true,
-                warning: false,
-                detail: "the backup passphrase given is usable (and opens the Master Key when it is the store passphrase)".into(),
-            },
-            Err(e) => failed("passphrase", format!("{e:#}")),
-        });
-    }
-    let destinations = ctx
+    let (staging, destinations) = match ctx
         .destinations(
             args.directory.as_ref(),
             &args.targets,
             args.staging.as_deref(),
         )
-        .await;
-    let (staging, destinations) = match destinations {
+        .await
+    {
         Ok(found) => found,
         Err(e) => {
-            checks.push(failed("targets", format!("{e:#}")));
-            return report_checks(&checks, args.json);
+            let failed = Check {
+                check: "targets".into(),
+                status: CheckStatus::Failed,
+                detail: format!("{e:#}"),
+            };
+            return report_checks(&[failed], args.json);
         }
     };
-    checks.push(
-        match check_staging_space(&staging, &ctx.store_path, args.force).await {
-            Ok(()) => Check {
-                what: "staging".into(),
-                ok: true,
-                warning: false,
-                detail: format!("{} is writable with room for the backup", staging.display()),
-            },
-            Err(e) => failed("staging", format!("{e:#}")),
-        },
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, dest) in destinations.iter().enumerate() {
-        let target: Arc<dyn Target> = dest.dir.target_arc();
-        tasks.spawn(async move {
-            let result =
-                tokio::time::timeout(std::time::Duration::from_secs(30), target.readiness()).await;
-            (i, result)
-        });
-    }
-    let mut answers: Vec<_> = tasks.join_all().await;
-    answers.sort_by_key(|(i, _)| *i);
-    for (i, answer) in answers {
-        let dest = &destinations[i];
-        let what = format!("target {}", dest.name);
-        checks.push(match answer {
-            Ok(Ok(r)) if r.writable => Check {
-                what,
-                ok: true,
-                warning: false,
-                detail: format!(
-                    "{} reachable and writable{}{}",
-                    dest.dir.location(),
-                    r.free_bytes
-                        .map(|f| format!(", {} free", human_bytes(f)))
-                        .unwrap_or_default(),
-                    r.detail.map(|d| format!("; {d}")).unwrap_or_default()
-                ),
-            },
-            Ok(Ok(_)) => failed(&what, format!("{} is not writable", dest.dir.location())),
-            Ok(Err(e)) => failed(&what, e.to_string()),
-            Err(_) => failed(
-                &what,
-                format!("{} did not answer within 30 s", dest.dir.location()),
-            ),
-        });
-    }
-    if let (Some(summary), Some(primary)) = (&summary, destinations.first())
-        && let Ok(history) = primary.dir.load_history().await
-    {
-        match history.newest_successful_backup() {
-            Some(last) if last.key_generation == Some(summary.master_key.generation) => {}
-            Some(last) => checks.push(Check {
-                what: "master key".into(),
-                ok: true,
-                warning: true,
-                detail: format!(
-                    "the Master Key changed (generation {}) since the last successful backup {} (generation {}): back up now",
-                    summary.master_key.generation,
-                    last.id,
-                    last.key_generation.map(|g| g.to_string()).unwrap_or("?".into())
-                ),
-            }),
-            None => checks.push(Check {
-                what: "master key".into(),
-                ok: true,
-                warning: true,
-                detail: format!("{} has no successful backup yet", primary.dir.location()),
-            }),
-        }
-    }
+    // The key is asked for only when the store opens (a missing store is its own failure).
+    let key = match ctx.open_store() {
+        Ok(_) => backup_key(ctx).map_err(|e| format!("{e:#}")),
+        Err(_) => Err("the store does not open".to_owned()),
+    };
+    let checks = backup::preflight(PreflightRequest {
+        store_path: &ctx.store_path,
+        key,
+        staging: &staging,
+        destinations: &destinations,
+        force: args.force,
+        readiness_timeout: ctx.config.readiness_timeout(),
+    })
+    .await;
     report_checks(&checks, args.json)
-}
-
-fn failed(what: &str, detail: String) -> Check {
-    Check {
-        what: what.to_owned(),
-        ok: false,
-        warning: false,
-        detail,
-    }
 }
 
 fn report_checks(checks: &[Check], json: bool) -> Result<()> {
@@ -416,9 +209,10 @@ fn report_checks(checks: &[Check], json: bool) -> Result<()> {
             .iter()
             .map(|c| {
                 serde_json::json!({
-                    "check": c.what,
-                    "ok": c.ok,
-                    "warning": c.warning,
+                    "check": c.check,
+                    "ok": c.status != CheckStatus::Failed,
+                    "warning": c.status == CheckStatus::Warning,
+                    "status": c.status,
                     "detail": c.detail,
                 })
             })
@@ -426,15 +220,18 @@ fn report_checks(checks: &[Check], json: bool) -> Result<()> {
         super::print_json(&rows)?;
     } else {
         for c in checks {
-            let mark = match (c.ok, c.warning) {
-                (false, _) => "FAIL",
-                (true, true) => "WARN",
-                (true, false) => "ok",
+            let mark = match c.status {
+                CheckStatus::Failed => "FAIL",
+                CheckStatus::Warning => "WARN",
+                CheckStatus::Ok => "ok",
             };
-            println!("{mark:<4}  {:<16}  {}", c.what, c.detail);
+            println!("{mark:<4}  {:<16}  {}", c.check, c.detail);
         }
     }
-    let failures = checks.iter().filter(|c| !c.ok).count();
+    let failures = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Failed)
+        .count();
     if failures > 0 {
         bail!("{failures} readiness checks failed; no backup was written");
     }

@@ -2,56 +2,49 @@
 //! (break a stale lock on a backup directory or target).
 
 use anyhow::Result;
-use sstore_core::backup::{self, JobRecord, PruneRules, target_lock};
+use sstore_core::backup::{self, JobsStatus, PruneRules, target_lock};
 
 use super::{Context, print_json};
 use crate::args::{PruneArgs, StatusArgs, UnlockArgs};
 
 pub async fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
-    let journal = ctx.journal();
-    let (jobs, _) = journal.list()?;
-    let running: Vec<&JobRecord> = jobs.iter().filter(|j| j.is_running()).collect();
-    let interrupted: Vec<&JobRecord> = jobs
-        .iter()
-        .filter(|j| !j.state.is_finished() && !j.is_running())
-        .collect();
+    let jobs = JobsStatus::read(&ctx.journal())?;
     if args.json {
         print_json(&serde_json::json!({
-            "running": running,
-            "interrupted": interrupted,
-            "last": jobs.iter().rev().find(|j| j.state.is_finished()),
+            "running": jobs.running,
+            "queued": jobs.queued,
+            "interrupted": jobs.interrupted,
+            "last": jobs.last_finished(),
         }))?;
     } else {
-        match running.as_slice() {
-            [] => println!("No backup job is running."),
-            jobs => {
-                for job in jobs {
-                    println!(
-                        "Running: backup {} ({}), {} since {}, pid {}",
-                        job.id, job.folder, job.state, job.started, job.pid
-                    );
-                    for c in &job.copies {
-                        println!(
-                            "  {:<16} {:<13} {} bytes sent{}",
-                            c.name,
-                            c.state.to_string(),
-                            c.bytes_sent,
-                            c.message
-                                .as_deref()
-                                .map(|m| format!("  ({m})"))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
+        if jobs.running.is_empty() && jobs.queued.is_empty() {
+            println!("No backup job is running.");
+        }
+        for job in jobs.running.iter().chain(&jobs.queued) {
+            println!(
+                "Running: backup {} ({}), {} since {}, pid {}",
+                job.id, job.folder, job.state, job.started, job.pid
+            );
+            for c in &job.copies {
+                println!(
+                    "  {:<16} {:<13} {} bytes sent{}",
+                    c.name,
+                    c.state.to_string(),
+                    c.bytes_sent,
+                    c.message
+                        .as_deref()
+                        .map(|m| format!("  ({m})"))
+                        .unwrap_or_default()
+                );
             }
         }
-        for job in interrupted {
+        for job in &jobs.interrupted {
             println!(
                 "Interrupted: backup {} ({}) stopped while {}; the next `sstore backup` on the same directory resumes it",
                 job.id, job.folder, job.state
             );
         }
-        if let Some(last) = jobs.iter().rev().find(|j| j.state.is_finished()) {
+        if let Some(last) = jobs.last_finished() {
             println!(
                 "Last job: backup {} {} at {}",
                 last.id, last.state, last.finished
@@ -82,7 +75,6 @@ pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<()> {
     let dir = ctx
         .directory_or_target(args.directory.as_ref(), args.target.as_ref(), None)
         .await?;
-    let log = backup::JobLog::new();
     let report = backup::run_prune(
         &dir,
         &PruneRules {
@@ -90,7 +82,7 @@ pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<()> {
             keep_within,
         },
         args.dry_run,
-        &log,
+        &crate::progress::warnings(),
     )
     .await?;
     if args.json {

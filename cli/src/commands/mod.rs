@@ -10,14 +10,15 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use sstore_core::backup::{BackupDirectory, Destination, JobJournal};
+use sstore_core::config::{self, Config};
+use sstore_core::locations;
 use sstore_core::store::SecureStore;
 use sstore_core::target::Registry;
 use sstore_core::{Passphrase, store::UnlockedStore};
 
 use crate::args::{Cli, Command, GlobalArgs};
-use crate::config::{self, Config};
 use crate::passphrase;
 
 /// What every command needs: arguments, config, and the resolved store path.
@@ -50,13 +51,7 @@ impl Context {
 
     /// The journal of backup jobs.
     pub fn journal(&self) -> JobJournal {
-        JobJournal::new(
-            self.config
-                .backup
-                .jobs
-                .clone()
-                .unwrap_or_else(config::default_jobs_path),
-        )
+        self.config.journal()
     }
 
     /// The backup directory named by `--directory`, else by `--target`, else by the config.
@@ -66,72 +61,27 @@ impl Context {
         target: Option<&String>,
         staging: Option<&Path>,
     ) -> Result<BackupDirectory> {
-        self.backup_directory(directory.or(target), staging).await
+        let registry = self.registry()?;
+        let text = directory.or(target).map(String::as_str);
+        Ok(locations::backup_directory(&registry, &self.config, text, staging).await?)
     }
 
-    /// Where a backup job goes: the `--directory` (or the config's) first, then each `--target`
-    /// (or the config's `backup.targets`), all sharing one staging folder: the directory's own
-    /// when it is a local folder, else `--staging` or the config's.
+    /// Where a backup job goes, and its staging folder (see `locations::destinations`).
     pub async fn destinations(
         &self,
         directory: Option<&String>,
         targets: &[String],
         staging: Option<&Path>,
     ) -> Result<(PathBuf, Vec<Destination>)> {
-        let directory = directory.or(self.config.backup.directory.as_ref());
-        let targets: Vec<String> = if targets.is_empty() {
-            self.config.backup.targets.clone()
-        } else {
-            targets.to_vec()
-        };
-        if directory.is_none() && targets.is_empty() {
-            bail!(
-                "no backup directory: give --directory DIR or --target TARGET (a folder, URL or configured target), or set [backup] directory in the config file"
-            );
-        }
         let registry = self.registry()?;
-        let mut names: Vec<&String> = directory.into_iter().collect();
-        names.extend(targets.iter().filter(|t| Some(*t) != directory));
-        let mut staging_folder = None;
-        let mut destinations: Vec<Destination> = Vec::new();
-        for name in names {
-            let opened = crate::targets::open(&registry, &self.config, name).await?;
-            let staging_here = staging_folder
-                .get_or_insert_with(|| crate::targets::staging_for(&opened, staging, &self.config))
-                .clone();
-            let location = opened.target.location();
-            if destinations.iter().any(|d| d.dir.location() == location) {
-                bail!("{name} names {location} twice in one job");
-            }
-            destinations.push(Destination {
-                name: name.clone(),
-                local: opened.local_root.is_some(),
-                dir: BackupDirectory::new(opened.target, staging_here),
-            });
-        }
-        let staging_folder = staging_folder.unwrap_or_else(|| {
-            staging
-                .map(Path::to_path_buf)
-                .unwrap_or_else(config::default_staging_path)
-        });
-        Ok((staging_folder, destinations))
-    }
-
-    /// The backup directory named by `--directory` or the config, with its staging folder.
-    pub async fn backup_directory(
-        &self,
-        directory: Option<&String>,
-        staging: Option<&Path>,
-    ) -> Result<BackupDirectory> {
-        let Some(text) = directory.or(self.config.backup.directory.as_ref()) else {
-            bail!(
-                "no backup directory: give --directory DIR (a folder, URL or configured target), or set [backup] directory in the config file"
-            );
-        };
-        let registry = self.registry()?;
-        let opened = crate::targets::open(&registry, &self.config, text).await?;
-        let staging = crate::targets::staging_for(&opened, staging, &self.config);
-        Ok(BackupDirectory::new(opened.target, staging))
+        Ok(locations::destinations(
+            &registry,
+            &self.config,
+            directory.map(String::as_str),
+            targets,
+            staging,
+        )
+        .await?)
     }
 }
 

@@ -10,10 +10,7 @@ use sstore_core::target::{KindOrigin, Readiness, Registry, Target};
 
 use super::{Context, print_json};
 use crate::args::{TargetsArgs, TargetsCommand, TargetsTestArgs};
-use crate::config::NamedTarget;
-
-/// A readiness check that has not answered after this long is reported as unreachable.
-const READINESS_LIMIT: Duration = Duration::from_secs(30);
+use sstore_core::config::NamedTarget;
 
 pub async fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
     match args.command {
@@ -69,8 +66,8 @@ fn kind_rows(registry: &Registry) -> Vec<KindRow> {
         .collect()
 }
 
-/// Opens a configured target and checks its readiness within [`READINESS_LIMIT`].
-async fn check(registry: &Registry, target: &NamedTarget) -> TargetRow {
+/// Opens a configured target and checks its readiness within `readiness_limit`.
+async fn check(registry: &Registry, target: &NamedTarget, readiness_limit: Duration) -> TargetRow {
     let mut row = TargetRow {
         name: target.name.clone(),
         kind: target.kind.clone(),
@@ -79,21 +76,21 @@ async fn check(registry: &Registry, target: &NamedTarget) -> TargetRow {
         readiness: None,
         error: None,
     };
-    let opened = match crate::targets::open_named(registry, target).await {
+    let opened = match sstore_core::locations::open_named(registry, target).await {
         Ok(t) => t,
         Err(e) => {
-            row.error = Some(crate::exit::describe(&e));
+            row.error = Some(e.to_string());
             return row;
         }
     };
     row.location = Some(opened.location());
-    match tokio::time::timeout(READINESS_LIMIT, opened.readiness()).await {
+    match tokio::time::timeout(readiness_limit, opened.readiness()).await {
         Ok(Ok(readiness)) => {
             row.ready = readiness.writable;
             row.readiness = Some(readiness);
         }
         Ok(Err(e)) => row.error = Some(e.to_string()),
-        Err(_) => row.error = Some(format!("no answer within {} s", READINESS_LIMIT.as_secs())),
+        Err(_) => row.error = Some(format!("no answer within {} s", readiness_limit.as_secs())),
     }
     row
 }
@@ -110,9 +107,10 @@ async fn list(ctx: &Context, json: bool) -> Result<()> {
     let kinds = kind_rows(&registry);
     // Every target is checked at once, each under its own time limit.
     let mut checks = tokio::task::JoinSet::new();
+    let limit = ctx.config.readiness_timeout();
     for (index, target) in ctx.config.named_targets.iter().cloned().enumerate() {
         let registry = Arc::clone(&registry);
-        checks.spawn(async move { (index, check(&registry, &target).await) });
+        checks.spawn(async move { (index, check(&registry, &target, limit).await) });
     }
     let mut targets: Vec<(usize, TargetRow)> = checks.join_all().await;
     targets.sort_by_key(|(index, _)| *index);
@@ -183,7 +181,7 @@ async fn list(ctx: &Context, json: bool) -> Result<()> {
 
 async fn conformance(ctx: &Context, args: TargetsTestArgs) -> Result<()> {
     let registry = ctx.registry()?;
-    let opened = crate::targets::open(&registry, &ctx.config, &args.target).await?;
+    let opened = sstore_core::locations::open(&registry, &ctx.config, &args.target).await?;
     let target: Arc<dyn Target> = opened.target;
     let options = sstore_conformance::KitOptions {
         large_object_bytes: args.large_mib * 1024 * 1024,

@@ -75,8 +75,41 @@ pub enum BackupError {
         "the restored copy of backup {id} failed its checks: {reason}; the live store was not changed"
     )]
     RestoredCopyInvalid { id: String, reason: String },
-    #[error("a background task failed: {0}")]
+    #[error("the staging folder {} is not writable ({source}); choose another with --staging or [backup] staging", path.display())]
+    StagingNotWritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "a new backup needs the backup passphrase: set SSTORE_BACKUP_PASSPHRASE or --backup-passphrase-file (or the store passphrase, SSTORE_PASSPHRASE)"
+    )]
+    PassphraseNeeded,
+    #[error("the job has no destination: give --directory or --target")]
+    NoDestination,
+    #[error(
+        "no backup directory: give --directory DIR or --target TARGET (a folder, URL or configured target), or set [backup] directory in the config file"
+    )]
+    NoDirectory,
+    #[error("{name} names {location} twice in one job")]
+    SameDestinationTwice { name: String, location: String },
+    #[error("backup {id} did not reach every destination{}", failed_list(failed))]
+    NotEveryDestination { id: String, failed: Vec<String> },
+    #[error("{file} cannot be read: {reason}")]
+    Unreadable { file: String, reason: String },
+    /// A worker thread or task of the job stopped without an answer (a panic): a defect.
+    #[error("{0}; please report this")]
     Task(String),
+}
+
+fn failed_list(failed: &[String]) -> String {
+    if failed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (not on {}); see `sstore history --jobs`",
+            failed.join(", ")
+        )
+    }
 }
 
 fn lock_hint(location: &str, stale: Option<&str>) -> String {

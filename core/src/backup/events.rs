@@ -1,9 +1,14 @@
-//! What a running job reports as it goes, for progress bars, `--json` event lines and
-//! `--percentage` log lines. Events carry names, sizes and messages, never a secret.
+//! What a running job reports, as one stream of typed events: its state, each destination's
+//! state and progress, every line of its log (info, warning, error), each destination's
+//! outcome and a summary. Front ends observe the stream (progress bars, `--json` lines, the
+//! service's live view), and so does the job's own log file ([`super::JobLog`]); nothing
+//! parses log text. Events carry names, sizes and messages, never a secret.
 
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use super::{CopyState, JobState};
 
 /// One thing that happened in a job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,8 +20,14 @@ pub enum JobEvent {
         destinations: Vec<String>,
         resumed: bool,
     },
-    /// The job entered a state (staging, transferring, verifying ...).
+    /// The job entered a state (`staging`, `transferring`, `verifying`).
     State {
+        state: String,
+    },
+    /// One destination's copy entered a state (`transferring`, `verifying`, `succeeded`,
+    /// `failed`).
+    TargetState {
+        target: String,
         state: String,
     },
     /// Bytes of the backup file sent to one destination so far.
@@ -25,18 +36,22 @@ pub enum JobEvent {
         bytes: u64,
         total: u64,
     },
-    /// A destination finished: its copy verified and published, or failed.
-    TargetDone {
-        target: String,
-        ok: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
+    /// A line of the job log that is neither a warning nor an error.
+    Info {
+        message: String,
     },
     Warning {
         message: String,
     },
     Error {
         message: String,
+    },
+    /// A destination finished: its copy verified and listed, or failed.
+    TargetDone {
+        target: String,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     Summary {
         job_id: String,
@@ -49,36 +64,105 @@ pub enum JobEvent {
     },
 }
 
-/// Receives a job's events; cheap to clone. The default ignores them.
-#[derive(Clone, Default)]
-pub struct EventSink(Option<Receiver>);
+impl JobEvent {
+    pub fn state(state: JobState) -> Self {
+        Self::State {
+            state: state.to_string(),
+        }
+    }
 
-type Receiver = Arc<dyn Fn(&JobEvent) + Send + Sync>;
+    pub fn target_state(target: &str, state: CopyState) -> Self {
+        Self::TargetState {
+            target: target.to_owned(),
+            state: state.to_string(),
+        }
+    }
+
+    /// The log level and message of a log-line event.
+    pub fn log_line(&self) -> Option<(Level, &str)> {
+        match self {
+            Self::Info { message } => Some((Level::Info, message)),
+            Self::Warning { message } => Some((Level::Warning, message)),
+            Self::Error { message } => Some((Level::Error, message)),
+            _ => None,
+        }
+    }
+}
+
+/// The level of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+}
+
+type Observer = Arc<dyn Fn(&JobEvent) + Send + Sync>;
+
+/// Where a job's events go: every observer, in the order they were added. Cheap to clone.
+/// The default has no observer.
+#[derive(Clone, Default)]
+pub struct EventSink(Arc<[Observer]>);
 
 impl EventSink {
-    pub fn new(receiver: impl Fn(&JobEvent) + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(receiver)))
+    pub fn new(observer: impl Fn(&JobEvent) + Send + Sync + 'static) -> Self {
+        Self(Arc::new([Arc::new(observer) as Observer]))
+    }
+
+    /// This sink and one more observer.
+    pub fn and(&self, observer: impl Fn(&JobEvent) + Send + Sync + 'static) -> Self {
+        let mut all: Vec<Observer> = self.0.to_vec();
+        all.push(Arc::new(observer));
+        Self(all.into())
     }
 
     pub fn emit(&self, event: JobEvent) {
-        if let Some(receiver) = &self.0 {
-            receiver(&event);
+        for observer in self.0.iter() {
+            observer(&event);
         }
+    }
+
+    pub fn info(&self, message: impl Into<String>) {
+        self.emit(JobEvent::Info {
+            message: message.into(),
+        });
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.emit(JobEvent::Warning {
+            message: message.into(),
+        });
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        self.emit(JobEvent::Error {
+            message: message.into(),
+        });
     }
 }
 
 impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "EventSink(active)"
-        } else {
-            "EventSink(none)"
-        })
+        write!(f, "EventSink({} observers)", self.0.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
     use super::*;
 
     #[test]
@@ -100,5 +184,35 @@ mod tests {
         })
         .unwrap();
         assert_eq!(line, r#"{"event":"target-done","target":"nas","ok":true}"#);
+        let line =
+            serde_json::to_string(&JobEvent::target_state("nas", CopyState::Verifying)).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event":"target-state","target":"nas","state":"verifying"}"#
+        );
+        let line = serde_json::to_string(&JobEvent::state(JobState::PartiallySucceeded)).unwrap();
+        assert_eq!(line, r#"{"event":"state","state":"partially succeeded"}"#);
+    }
+
+    #[test]
+    fn every_observer_sees_every_event_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (a, b) = (seen.clone(), seen.clone());
+        let sink = EventSink::new(move |e| a.lock().unwrap().push(format!("a {e:?}")))
+            .and(move |e| b.lock().unwrap().push(format!("b {e:?}")));
+        sink.warn("low space");
+        sink.clone().info("done");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4);
+        assert!(seen[0].starts_with("a Warning"), "{seen:?}");
+        assert!(seen[1].starts_with("b Warning"), "{seen:?}");
+        assert!(seen[3].starts_with("b Info"), "{seen:?}");
+        assert_eq!(
+            JobEvent::Error {
+                message: "x".into()
+            }
+            .log_line(),
+            Some((Level::Error, "x"))
+        );
     }
 }

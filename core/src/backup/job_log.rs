@@ -1,14 +1,14 @@
-//! The readable log of one job (`sstorebackup.log` / `sstorerestore.log`): timestamped lines,
-//! with warning and error counts. Callers never pass secrets to it.
+//! The readable log of one job (`sstorebackup.log` / `sstorerestore.log`): timestamped lines
+//! with warning and error counts, recorded from the job's log-line events (it is one observer
+//! of the job's [`EventSink`]). Events never carry secrets, so neither does the log.
 
 use std::sync::{Arc, Mutex};
 
-type Observer = Arc<dyn Fn(&str) + Send + Sync>;
+use super::events::{EventSink, JobEvent, Level};
 
 #[derive(Clone, Default)]
 pub struct JobLog {
     inner: Arc<Mutex<Inner>>,
-    observer: Option<Observer>,
 }
 
 #[derive(Default)]
@@ -23,38 +23,30 @@ impl JobLog {
         Self::default()
     }
 
-    /// Also passes each line to `observer` as it is written (for `--verbose`).
-    pub fn with_observer(observer: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        Self {
-            inner: Arc::default(),
-            observer: Some(Arc::new(observer)),
-        }
+    /// One line of the log: `<RFC 3339 time> [info|warning|error] <message>`.
+    pub fn format_line(level: Level, message: &str) -> String {
+        format!("{} [{}] {message}", super::now_rfc3339(), level.as_str())
     }
 
-    fn push(&self, level: &str, message: &str) {
-        let line = format!("{} [{level}] {message}", super::now_rfc3339());
-        if let Some(observer) = &self.observer {
-            observer(&line);
-        }
+    /// `events`, with this log recording its log-line events.
+    pub fn attach(&self, events: &EventSink) -> EventSink {
+        let log = self.clone();
+        events.and(move |event| log.record(event))
+    }
+
+    /// Records a log-line event (other events are not part of the log).
+    pub fn record(&self, event: &JobEvent) {
+        let Some((level, message)) = event.log_line() else {
+            return;
+        };
+        let line = Self::format_line(level, message);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match level {
-            "warning" => inner.warnings += 1,
-            "error" => inner.errors += 1,
-            _ => {}
+            Level::Warning => inner.warnings += 1,
+            Level::Error => inner.errors += 1,
+            Level::Info => {}
         }
         inner.lines.push(line);
-    }
-
-    pub fn info(&self, message: impl AsRef<str>) {
-        self.push("info", message.as_ref());
-    }
-
-    pub fn warn(&self, message: impl AsRef<str>) {
-        self.push("warning", message.as_ref());
-    }
-
-    pub fn error(&self, message: impl AsRef<str>) {
-        self.push("error", message.as_ref());
     }
 
     pub fn warnings(&self) -> u32 {
@@ -73,25 +65,50 @@ impl JobLog {
         out
     }
 
-    /// A new, empty log that reports to the same observer (for a second job in one run).
-    pub fn fresh(&self) -> Self {
-        Self {
-            inner: Arc::default(),
-            observer: self.observer.clone(),
-        }
-    }
-
-    /// Puts back the lines of an earlier part of this job (a resumed job's log), without
-    /// passing them to the observer again.
+    /// Puts back the lines of an earlier part of this job (a resumed job's log file), with
+    /// their counts, without emitting them again.
     pub fn continue_from(&self, earlier: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for line in earlier.lines().filter(|l| !l.trim().is_empty()) {
-            if line.contains(" [warning] ") {
-                inner.warnings += 1;
-            } else if line.contains(" [error] ") {
-                inner.errors += 1;
+            // The level is the first bracketed word after the time.
+            match line.split_whitespace().nth(1) {
+                Some("[warning]") => inner.warnings += 1,
+                Some("[error]") => inner.errors += 1,
+                _ => {}
             }
             inner.lines.push(line.to_owned());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_log_records_log_lines_from_events_and_counts_them() {
+        let log = JobLog::new();
+        let events = log.attach(&EventSink::default());
+        events.info("started");
+        events.emit(JobEvent::Progress {
+            target: "t".into(),
+            bytes: 1,
+            total: 2,
+        });
+        events.warn("slow");
+        events.error("failed");
+        let text = log.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with(" [info] started"), "{text}");
+        assert!(lines[1].ends_with(" [warning] slow"), "{text}");
+        assert_eq!((log.warnings(), log.errors()), (1, 1));
+
+        let resumed = JobLog::new();
+        resumed.continue_from(&text);
+        assert_eq!((resumed.warnings(), resumed.errors()), (1, 1));
+        assert_eq!(resumed.render(), text);
     }
 }

@@ -129,8 +129,43 @@ impl JobRecord {
         !self.state.is_finished() && self.host == host_name() && process_alive(self.pid)
     }
 
+    /// Not finished, and the process that ran it is gone (killed, crashed, or on another
+    /// host): the next `sstore backup` on the same staging folder resumes it.
+    pub fn is_interrupted(&self) -> bool {
+        !self.state.is_finished() && !self.is_running()
+    }
+
+    /// Its staged copy still has destinations to reach: the job is not finished, or some copy
+    /// did not succeed.
+    pub fn is_pending(&self) -> bool {
+        !self.state.is_finished() || self.unfinished_copies().next().is_some()
+    }
+
+    /// The state shown to people: `interrupted (transferring)` for an interrupted job.
+    pub fn shown_state(&self) -> String {
+        if self.is_interrupted() {
+            format!("interrupted ({})", self.state)
+        } else {
+            self.state.to_string()
+        }
+    }
+
     pub fn copy_mut(&mut self, name: &str) -> Option<&mut CopyRecord> {
         self.copies.iter_mut().find(|c| c.name == name)
+    }
+
+    /// The copies verified and listed on their destination.
+    pub fn succeeded_copies(&self) -> impl Iterator<Item = &CopyRecord> {
+        self.copies
+            .iter()
+            .filter(|c| c.state == CopyState::Succeeded)
+    }
+
+    /// The copies that did not (yet) succeed.
+    pub fn unfinished_copies(&self) -> impl Iterator<Item = &CopyRecord> {
+        self.copies
+            .iter()
+            .filter(|c| c.state != CopyState::Succeeded)
     }
 }
 

@@ -2,46 +2,57 @@
 //! `sstorebrtoc.json` (the history) and one numbered folder per backup, `sstorebrNNNN/`,
 //! holding the encrypted backup, its manifest and its job log.
 //!
-//! The job runs in one place ([`run_job`], [`run_restore`], [`run_verify`]); directories are
-//! reached through [`crate::target::Target`]s and work files go to a local staging folder,
-//! which also holds a backup until every destination has verified its copy.
+//! The rules live here once, for every front end (the CLI, the service, the console):
+//! - [`job`]: the backup job, as its steps (find pending work, lock and number, stage, fan
+//!   out, settle), and [`run_restore`], [`run_verify`], [`run_prune`];
+//! - [`preflight`]: whether a backup can run; [`status`]: what the job journal says;
+//!   [`select`]: which backups a restore or verify works on;
+//! - [`events`]: what a running job reports (the job log is one observer).
+//!
+//! Directories are reached through [`crate::target::Target`]s; work files go to a local
+//! staging folder, which also holds a backup until every destination has verified its copy.
 
 mod decode;
 mod directory;
 mod error;
 pub mod events;
 mod history;
+pub mod job;
 mod job_log;
 pub mod journal;
 mod lock;
 mod manifest;
+pub mod preflight;
 pub mod prune;
 mod restore;
 pub mod retry;
-mod run;
-mod stage;
+pub mod select;
+pub mod status;
 pub mod target_lock;
-mod transfer;
+mod tree;
 mod verify;
 
 pub use directory::{
     BACKUP_FILE, BackupDirectory, LOG_FILE, MANIFEST_FILE, RESTORE_LOG_FILE, TOC_FILE,
 };
 pub use error::BackupError;
-pub use events::{EventSink, JobEvent};
+pub use events::{EventSink, JobEvent, Level};
 pub use history::{History, HistoryEntry, JobKind, JobStatus};
+pub use job::{
+    BackupJob, BackupOptions, BackupReport, Destination, ITEM_NAME, JobOutcome, PublishedBackup,
+    TransferOptions, run_backup, run_job, show_tree,
+};
 pub use job_log::JobLog;
 pub use journal::{CopyRecord, CopyState, JobJournal, JobRecord, JobState};
 pub use lock::JobLock;
 pub use manifest::Manifest;
+pub use preflight::{BackupKey, Check, CheckStatus, PreflightRequest, preflight};
 pub use prune::{PruneReport, PruneRules, run_prune};
 pub use restore::{RestoreMethod, RestoreReport, RestoreRequest, run_restore};
 pub use retry::RetryPolicy;
-pub use run::{
-    BackupJob, BackupOptions, BackupReport, ITEM_NAME, JobOutcome, PublishedBackup, StoreTree,
-    TransferOptions, run_backup, run_job, show_tree,
-};
-pub use transfer::Destination;
+pub use select::Selection;
+pub use status::JobsStatus;
+pub use tree::StoreTree;
 pub use verify::{VerifyReport, run_verify};
 
 /// The current time as RFC 3339 (UTC, second precision).

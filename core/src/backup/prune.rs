@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::target_lock::TargetLock;
-use super::{BackupDirectory, BackupError, HistoryEntry, JobKind, JobLog, JobStatus};
+use super::{BackupDirectory, BackupError, EventSink, HistoryEntry, JobKind, JobStatus};
 use crate::target::TargetError;
 
 /// What to keep.
@@ -109,7 +109,7 @@ pub async fn run_prune(
     dir: &BackupDirectory,
     rules: &PruneRules,
     dry_run: bool,
-    log: &JobLog,
+    log: &EventSink,
 ) -> Result<PruneReport, BackupError> {
     let job_id = format!("prune-{}", crate::random::hex_id::<8>());
     let lock = if dry_run {
@@ -133,7 +133,7 @@ async fn prune_locked(
     dir: &BackupDirectory,
     rules: &PruneRules,
     dry_run: bool,
-    log: &JobLog,
+    log: &EventSink,
     job_id: &str,
 ) -> Result<PruneReport, BackupError> {
     let mut history = dir.load_history().await?;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::decode::{check_store_copy, decode_stream};
 use super::directory::RESTORE_LOG_FILE;
 use super::{
-    BackupDirectory, BackupError, HistoryEntry, JobKind, JobLock, JobLog, JobStatus, Manifest,
+    BackupDirectory, BackupError, EventSink, HistoryEntry, JobKind, JobLock, JobLog, JobStatus,
+    Manifest, Selection,
 };
 use crate::fsutil;
 use crate::secret::Passphrase;
@@ -52,37 +53,22 @@ pub struct RestoreReport {
     pub store_passphrase_opens: Option<bool>,
 }
 
-/// Picks the backup to restore or verify.
+/// The backup a restore or verify works on, with its manifest.
 pub(crate) async fn select_backup(
     dir: &BackupDirectory,
-    id: Option<&str>,
+    selection: &Selection,
 ) -> Result<(HistoryEntry, Manifest), BackupError> {
     let history = dir.load_history().await?;
-    let entry = match id {
-        Some(id) => {
-            let entry = history
-                .backup(id)
-                .ok_or_else(|| BackupError::BackupNotFound {
-                    id: id.to_owned(),
-                    directory: dir.location(),
-                })?;
-            if entry.status != JobStatus::Succeeded {
-                return Err(BackupError::BackupNotUsable {
-                    id: id.to_owned(),
-                    directory: dir.location(),
-                    status: entry.status.to_string(),
-                });
-            }
-            entry
-        }
-        None => history
-            .newest_successful_backup()
-            .ok_or_else(|| BackupError::NoBackups {
-                directory: dir.location(),
-            })?,
-    };
-    let manifest = dir.read_manifest(entry).await?;
-    Ok((entry.clone(), manifest))
+    let entry = history
+        .select(selection, &dir.location())?
+        .last()
+        .copied()
+        .cloned()
+        .ok_or_else(|| BackupError::NoBackups {
+            directory: dir.location(),
+        })?;
+    let manifest = dir.read_manifest(&entry).await?;
+    Ok((entry, manifest))
 }
 
 /// Streams the backup of `entry` from the directory and decrypts it into the new file `dest`,
@@ -120,19 +106,23 @@ pub(crate) async fn fetch_and_check(
         Ok(())
     })
     .await
-    .map_err(|e| BackupError::Task(e.to_string()))?
+    .map_err(|e| BackupError::Task(format!("decrypting the backup stopped unexpectedly: {e}")))?
 }
 
-/// Restores a backup from `dir` as the request says.
+/// Restores a backup from `dir` as the request says. What it does goes to `events` and to the
+/// backup folder's restore log.
 pub async fn run_restore(
     dir: &BackupDirectory,
     request: &RestoreRequest,
     passphrase: &Passphrase,
-    log: &JobLog,
+    events: &EventSink,
 ) -> Result<RestoreReport, BackupError> {
     let _lock = JobLock::acquire(dir.staging(), "restore")?;
+    let job_log = JobLog::new();
+    let log = &job_log.attach(events);
     let started = super::now_rfc3339();
-    let (backup, manifest) = select_backup(dir, request.backup_id.as_deref()).await?;
+    let selection = Selection::id_or_newest(request.backup_id.as_deref());
+    let (backup, manifest) = select_backup(dir, &selection).await?;
     let dest = &request.destination;
     log.info(format!(
         "restore ({}) of backup {} from {}/{} to {} started",
@@ -176,9 +166,9 @@ pub async fn run_restore(
             entry.failure_message = Some(err.to_string());
         }
     }
-    entry.warnings = log.warnings();
-    entry.errors = log.errors();
-    let recorded = record_restore(dir, &backup, entry.clone(), log).await;
+    entry.warnings = job_log.warnings();
+    entry.errors = job_log.errors();
+    let recorded = record_restore(dir, &backup, entry.clone(), &job_log).await;
     let opens = result?;
     recorded?;
     Ok(RestoreReport {
@@ -206,7 +196,7 @@ async fn restore_into(
     dir: &BackupDirectory,
     request: &RestoreRequest,
     passphrase: &Passphrase,
-    log: &JobLog,
+    log: &EventSink,
     backup: &HistoryEntry,
     manifest: &Manifest,
 ) -> Result<Option<bool>, BackupError> {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::{BackupError, JobLog};
+use super::{BackupError, EventSink};
 use crate::target::TargetError;
 
 /// An error that says whether trying again may help.
@@ -68,12 +68,13 @@ impl RetryPolicy {
     }
 }
 
-/// Runs `operation` until it succeeds, fails permanently, or the policy gives up; logs each
-/// retry with its cause. `what` names the operation in the log (`upload to nas`).
+/// Runs `operation` until it succeeds, fails permanently, or the policy gives up; reports each
+/// retry with its cause (a warning) and giving up (an error). `what` names the operation in
+/// the log (`upload to nas`).
 pub async fn with_retry<T, E, F, Fut>(
     policy: &RetryPolicy,
     what: &str,
-    log: &JobLog,
+    log: &EventSink,
     mut operation: F,
 ) -> Result<T, E>
 where
@@ -114,6 +115,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::backup::JobLog;
     use crate::target::{RetryStatus, TargetErrorKind};
 
     fn policy() -> RetryPolicy {
@@ -149,7 +151,8 @@ mod tests {
     async fn temporary_errors_are_retried_and_logged() {
         let calls = AtomicU32::new(0);
         let log = JobLog::new();
-        let value = with_retry(&policy(), "upload to t", &log, |_| async {
+        let events = log.attach(&EventSink::default());
+        let value = with_retry(&policy(), "upload to t", &events, |_| async {
             if calls.fetch_add(1, Ordering::SeqCst) < 2 {
                 Err(error(RetryStatus::Temporary))
             } else {
@@ -172,7 +175,8 @@ mod tests {
     async fn permanent_errors_and_exhausted_attempts_stop() {
         let calls = AtomicU32::new(0);
         let log = JobLog::new();
-        let err = with_retry(&policy(), "x", &log, |_| async {
+        let events = log.attach(&EventSink::default());
+        let err = with_retry(&policy(), "x", &events, |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err::<(), TargetError>(error(RetryStatus::Permanent))
         })
@@ -182,7 +186,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         calls.store(0, Ordering::SeqCst);
-        with_retry(&policy(), "x", &log, |_| async {
+        with_retry(&policy(), "x", &events, |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err::<(), TargetError>(error(RetryStatus::Temporary))
         })

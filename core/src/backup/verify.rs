@@ -1,7 +1,7 @@
 //! Verify: decrypt and check a backup completely without restoring it.
 
 use super::restore::{fetch_and_check, select_backup};
-use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest};
+use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest, Selection};
 use crate::secret::Passphrase;
 
 #[derive(Debug, Clone)]
@@ -11,8 +11,9 @@ pub struct VerifyReport {
 }
 
 /// Decrypts the backup (the newest successful one when `backup_id` is `None`) into a private
-/// work file in the staging folder (holding the directory's job lock), checks it against its manifest and SQLite's integrity
-/// check, and removes the work file.
+/// work file in the staging folder (holding the directory's job lock), checks it against its
+/// manifest and SQLite's integrity check, and removes the work file. To verify several, see
+/// [`super::Selection::All`] and [`super::History::select`].
 pub async fn run_verify(
     dir: &BackupDirectory,
     backup_id: Option<&str>,
@@ -20,7 +21,7 @@ pub async fn run_verify(
 ) -> Result<VerifyReport, BackupError> {
     let lock = JobLock::acquire(dir.staging(), "verify")?;
     lock.remove_leftovers();
-    let (entry, manifest) = select_backup(dir, backup_id).await?;
+    let (entry, manifest) = select_backup(dir, &Selection::id_or_newest(backup_id)).await?;
     let work = dir
         .staging()
         .join(format!("verify-{}.db", crate::random::hex_id::<6>()));

@@ -24,7 +24,7 @@ use crate::secret::Passphrase;
 use master_key::MasterKey;
 
 /// Facts about a store (or a snapshot of it) that a backup manifest records. No secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoreSummary {
     pub store_id: String,
     pub master_key: MasterKeyInfo,

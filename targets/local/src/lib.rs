@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use sstore_core::fsutil;
-use sstore_core::target::{
+use sstore_fsutil as fsutil;
+use sstore_target_api::{
     BuiltinKind, Capabilities, ObjectKey, ObjectMeta, ObjectReader, OpenRequest, PutBody, PutMode,
     PutOptions, Readiness, Target, TargetError, TargetErrorKind, check_range, copy_body,
     location::file_url_path, probe_write,
@@ -349,9 +349,7 @@ impl Target for LocalTarget {
     /// Creates the folder if needed, writes and deletes a probe, and reports free space.
     async fn readiness(&self) -> Result<Readiness, TargetError> {
         probe_write(self).await?;
-        let free_bytes = rustix::fs::statvfs(&self.root)
-            .ok()
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+        let free_bytes = fsutil::free_space(&self.root).ok().flatten();
         Ok(Readiness {
             writable: true,
             free_bytes,
@@ -394,7 +392,7 @@ fn walk(dir: &Path, rel: &str, prefix: &str, out: &mut Vec<ObjectMeta>) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sstore_core::target::{get_bytes, put_bytes};
+    use sstore_target_api::{get_bytes, put_bytes};
 
     fn key(s: &str) -> ObjectKey {
         ObjectKey::new(s).unwrap()

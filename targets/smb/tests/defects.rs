@@ -88,7 +88,7 @@ async fn stall(s: &Services, client: ClientKind) {
         .await
         .unwrap();
 
-    let frozen = Frozen::new(&s);
+    let frozen = Frozen::new(s);
     for what in ["stat", "list", "get", "put"] {
         let started = Instant::now();
         let result = match what {
@@ -153,7 +153,7 @@ async fn keeps_ticking(s: &Services, client: ClientKind) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     });
-    let frozen = Frozen::new(&s);
+    let frozen = Frozen::new(s);
     let started = Instant::now();
     let e = target.list("").await.unwrap_err();
     let took = started.elapsed();

@@ -1,10 +1,11 @@
-//! Sending one staged backup to one destination: the backup file, its manifest and its log
-//! into the numbered folder, each verified on the destination (size and SHA-256, by read-back or
-//! a checksum the service computed over the bytes), then the destination's history. Every step
-//! retries temporary failures; an object already on the destination with the right content is
-//! never sent again, which is what makes an interrupted transfer resumable.
+//! Sending one staged backup to one destination (a part of fan-out): the backup file, its
+//! manifest and its log into the numbered folder, each verified on the destination (size and
+//! SHA-256, by read-back or a checksum the service computed over the bytes). Every step retries
+//! temporary failures; an object already on the destination with the right content is never
+//! sent again, which is what makes an interrupted transfer resumable. Listing the backup in the
+//! destination's history is left to settling, once the job's outcome is known.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -13,10 +14,11 @@ use std::task::{Context, Poll};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use super::directory::{BACKUP_FILE, LOG_FILE, MANIFEST_FILE};
-use super::events::{EventSink, JobEvent};
-use super::retry::{RetryPolicy, with_retry};
-use super::{BackupDirectory, BackupError, HistoryEntry, JobLog, Manifest};
+use super::super::directory::{BACKUP_FILE, LOG_FILE, MANIFEST_FILE};
+use super::super::events::{EventSink, JobEvent};
+use super::super::retry::{RetryPolicy, with_retry};
+use super::super::{BackupDirectory, BackupError, CopyState, JobLog};
+use super::stage::StagedBackup;
 use crate::target::{
     self, ObjectKey, PutMode, PutOptions, RetryStatus, TargetError, TargetErrorKind,
 };
@@ -32,40 +34,26 @@ pub struct Destination {
     pub local: bool,
 }
 
-/// A staged backup ready to send: its folder in the staging area and what it is.
-#[derive(Debug, Clone)]
-pub(crate) struct StagedBackup {
-    pub dir: PathBuf,
-    pub folder: String,
-    pub manifest: Manifest,
-}
-
-impl StagedBackup {
-    pub fn backup_path(&self) -> PathBuf {
-        self.dir.join(BACKUP_FILE)
-    }
-
-    pub fn manifest_path(&self) -> PathBuf {
-        self.dir.join(MANIFEST_FILE)
-    }
-}
+/// Reports a copy's state as it moves on (to `verifying` once the backup file is sent).
+pub(crate) type CopyStateFn = Arc<dyn Fn(CopyState) + Send + Sync>;
 
 /// What a copy needs besides its destination.
 #[derive(Clone)]
 pub(crate) struct CopyJob {
     pub staged: Arc<StagedBackup>,
-    pub entry: HistoryEntry,
     pub retry: RetryPolicy,
-    pub log: JobLog,
     pub events: EventSink,
+    /// The job's log, uploaded beside the backup.
+    pub log: JobLog,
     /// Log a progress line every this many percent (0: never).
     pub percentage: u8,
+    pub on_state: CopyStateFn,
     /// Counts the attempts made (for the job record).
     pub attempts: Arc<AtomicU32>,
     pub bytes_sent: Arc<AtomicU64>,
 }
 
-/// Sends the staged backup to `dest` and records it in the destination's history.
+/// Sends the staged backup, its manifest and the job's log so far to `dest`, each verified.
 pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), BackupError> {
     let staged = &job.staged;
     let dir = &dest.dir;
@@ -75,14 +63,19 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
     // How the connection is protected (an SMB session: signed, encrypted), where the target
     // says; a failure to connect is reported by the upload below, with its retries.
     if let Ok(Some(connection)) = dir.target().connection().await {
-        job.log.info(format!("{}: {connection}", dest.name));
+        job.events.info(format!("{}: {connection}", dest.name));
     }
-    with_retry(&job.retry, &format!("upload to {what}"), &job.log, |_| {
-        job.attempts.fetch_add(1, Ordering::Relaxed);
-        ensure_object(dest, &bak, &backup_path, job, true)
-    })
+    with_retry(
+        &job.retry,
+        &format!("upload to {what}"),
+        &job.events,
+        |_| {
+            job.attempts.fetch_add(1, Ordering::Relaxed);
+            ensure_object(dest, &bak, &backup_path, job, true)
+        },
+    )
     .await?;
-    job.log.info(format!(
+    job.events.info(format!(
         "{}: {} verified ({} bytes, SHA-256 {})",
         dest.name,
         dir.describe(&bak),
@@ -94,20 +87,17 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
     with_retry(
         &job.retry,
         &format!("upload to {}", dir.describe(&manifest_key)),
-        &job.log,
+        &job.events,
         |_| ensure_object(dest, &manifest_key, &manifest_path, job, false),
     )
     .await?;
 
-    let mut entry = job.entry.clone();
-    entry.warnings = job.log.warnings();
-    entry.errors = job.log.errors();
     let log_key = dir.object(&staged.folder, LOG_FILE)?;
     let log_text = job.log.render();
     with_retry(
         &job.retry,
         &format!("upload to {}", dir.describe(&log_key)),
-        &job.log,
+        &job.events,
         |_| async {
             target::put_bytes(
                 dir.target(),
@@ -120,15 +110,7 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
         },
     )
     .await?;
-
-    // Last: the history. Until this write the backup is not listed on this destination.
-    with_retry(
-        &job.retry,
-        &format!("{}: recording the history", dest.name),
-        &job.log,
-        |_| dir.record(entry.clone()),
-    )
-    .await
+    Ok(())
 }
 
 /// Makes `key` hold exactly the staged file at `path`: leaves a verified copy alone, uploads
@@ -156,8 +138,11 @@ async fn ensure_object(
     };
     match target.stat(key).await {
         Ok(meta) if meta.size == size => {
+            if report_progress {
+                (job.on_state)(CopyState::Verifying);
+            }
             if object_digest(dest, key, meta.sha256.as_deref()).await? == sha256 {
-                job.log.info(format!(
+                job.events.info(format!(
                     "{}: {} is already there and verified; not sent again",
                     dest.name,
                     dest.dir.describe(key)
@@ -205,6 +190,9 @@ async fn ensure_object(
             .await?;
     }
 
+    if report_progress {
+        (job.on_state)(CopyState::Verifying);
+    }
     let meta = target.stat(key).await?;
     let digest = object_digest(dest, key, meta.sha256.as_deref()).await?;
     if meta.size != size || digest != sha256 {
@@ -282,7 +270,7 @@ type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Reports bytes sent: a progress event per MiB and a log line every `percentage` percent.
 fn progress_callback(dest: &Destination, job: &CopyJob, total: u64) -> ProgressFn {
-    let (name, events, log) = (dest.name.clone(), job.events.clone(), job.log.clone());
+    let (name, events) = (dest.name.clone(), job.events.clone());
     let step = u64::from(job.percentage);
     let last_event = AtomicU64::new(0);
     let last_step = AtomicU64::new(0);
@@ -302,7 +290,7 @@ fn progress_callback(dest: &Destination, job: &CopyJob, total: u64) -> ProgressF
             let reached = percent / step * step;
             if reached > last_step.load(Ordering::Relaxed) {
                 last_step.store(reached, Ordering::Relaxed);
-                log.info(format!("{name}: {reached}% sent ({sent} of {total} bytes)"));
+                events.info(format!("{name}: {reached}% sent ({sent} of {total} bytes)"));
             }
         }
     })

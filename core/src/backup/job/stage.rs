@@ -1,20 +1,56 @@
-//! Staging: snapshot the store, encrypt it into the staging folder (fsynced), and read it back
-//! through the decoder, so only a backup known to decrypt is ever sent anywhere.
+//! Step 3 (new jobs): stage. Snapshot the store, encrypt it into `<staging>/<job id>/`
+//! (fsynced), read it back through the decoder, and write its manifest beside it, so only a
+//! backup known to decrypt is ever sent anywhere. Staging produces the manifest: everything
+//! it records is known only once the stream is written.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::decode::{HashingWriter, decode_stream};
-use super::directory::BACKUP_FILE;
-use super::{BackupError, BackupOptions, JobLog, Manifest};
+use super::super::decode::{HashingWriter, decode_stream};
+use super::super::directory::{BACKUP_FILE, MANIFEST_FILE};
+use super::super::manifest::MANIFEST_VERSION;
+use super::super::{BackupError, EventSink, HistoryEntry, Manifest};
+use super::BackupOptions;
 use crate::format::{Compression, FORMAT_VERSION, PayloadWriter, StreamOptions};
 use crate::fsutil::{self, WriteBehindFile};
-use crate::kdf::KdfParams;
 use crate::secret::Passphrase;
 use crate::store::SecureStore;
 
+/// A staged backup ready to send: its folder in the staging area and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedBackup {
+    pub dir: PathBuf,
+    pub folder: String,
+    pub manifest: Manifest,
+}
+
+impl StagedBackup {
+    pub fn backup_path(&self) -> PathBuf {
+        self.dir.join(BACKUP_FILE)
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(MANIFEST_FILE)
+    }
+
+    /// A staged backup left by an interrupted job: its manifest is read back.
+    pub fn load(dir: PathBuf, folder: String) -> Result<Self, BackupError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(BackupError::io(&path))?;
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| BackupError::Unreadable {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            dir,
+            folder,
+            manifest,
+        })
+    }
+}
+
 /// Removes a work file when dropped.
-pub(crate) struct WorkFile(pub(crate) std::path::PathBuf);
+pub(crate) struct WorkFile(pub(crate) PathBuf);
 
 impl Drop for WorkFile {
     fn drop(&mut self) {
@@ -22,66 +58,85 @@ impl Drop for WorkFile {
     }
 }
 
-pub(crate) fn skeleton_manifest(
-    backup_id: &str,
-    item: &str,
-    started: &str,
-    requested_by: &str,
-) -> Manifest {
-    Manifest {
-        manifest_version: super::manifest::MANIFEST_VERSION,
-        backup_id: backup_id.to_owned(),
-        item: item.to_owned(),
-        method: "full".into(),
-        store_id: String::new(),
-        master_key_id: String::new(),
-        master_key_generation: 0,
-        applications: 0,
-        credential_sets: 0,
-        backup_file: BACKUP_FILE.into(),
-        backup_size: 0,
-        backup_sha256: String::new(),
-        plaintext_size: 0,
-        plaintext_sha256: String::new(),
-        compression: String::new(),
-        format_version: FORMAT_VERSION,
-        chunk_size: 0,
-        kdf: KdfParams::RECOMMENDED,
-        tool_version: format!("sstore {}", env!("CARGO_PKG_VERSION")),
-        started: started.to_owned(),
-        finished: String::new(),
-        requested_by: requested_by.to_owned(),
-    }
-}
-
-/// Snapshot, encrypt to `staged_path` (fsynced), and read it back through the decoder.
-pub(crate) fn stage(
+/// Stages the backup described by `entry` into `staged_dir` (created owner-only), off the
+/// async workers: the encrypted file, read back, and its manifest.
+pub(crate) async fn stage_backup(
     store_path: &Path,
-    staging: &Path,
-    staged_path: &Path,
+    staged_dir: &Path,
+    entry: &HistoryEntry,
     passphrase: &Passphrase,
     options: &BackupOptions,
-    manifest: &mut Manifest,
-    log: &JobLog,
-) -> Result<(), BackupError> {
-    let snapshot = WorkFile(staging.join(format!("{}.snapshot", manifest.backup_id)));
+    events: &EventSink,
+) -> Result<StagedBackup, BackupError> {
+    fsutil::create_private_dir_all(staged_dir).map_err(BackupError::io(staged_dir))?;
+    let (store_path, dir, entry_copy, passphrase, options, events) = (
+        store_path.to_owned(),
+        staged_dir.to_owned(),
+        entry.clone(),
+        passphrase.clone(),
+        options.clone(),
+        events.clone(),
+    );
+    let manifest = tokio::task::spawn_blocking(move || {
+        stage(
+            &store_path,
+            &dir,
+            &entry_copy,
+            &passphrase,
+            &options,
+            &events,
+        )
+    })
+    .await
+    .map_err(|e| BackupError::Task(format!("staging stopped unexpectedly: {e}")))??;
+    let manifest_path = staged_dir.join(MANIFEST_FILE);
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Unreadable {
+        file: manifest_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    write_private(&manifest_path, &json)?;
+    Ok(StagedBackup {
+        dir: staged_dir.to_owned(),
+        folder: entry.folder.clone(),
+        manifest,
+    })
+}
+
+/// Snapshot, encrypt to `<dir>/sstorebackup.bak` (fsynced), read it back through the decoder;
+/// returns the manifest that describes it.
+fn stage(
+    store_path: &Path,
+    dir: &Path,
+    entry: &HistoryEntry,
+    passphrase: &Passphrase,
+    options: &BackupOptions,
+    events: &EventSink,
+) -> Result<Manifest, BackupError> {
+    let staged_path = dir.join(BACKUP_FILE);
+    let snapshot = WorkFile(dir.join(format!("{}.snapshot", entry.id)));
     let summary = SecureStore::open(store_path)?.snapshot_to(&snapshot.0)?;
-    log.info(format!(
+    events.info(format!(
         "snapshot taken: store {}, Master Key {} generation {}, {} applications, {} credential sets",
-        summary.store_id, summary.master_key.key_id, summary.master_key.generation, summary.applications, summary.credential_sets
+        summary.store_id,
+        summary.master_key.key_id,
+        summary.master_key.generation,
+        summary.applications,
+        summary.credential_sets
     ));
 
     let mut backup_id = [0u8; 16];
-    hex::decode_to_slice(&manifest.backup_id, &mut backup_id)
-        .map_err(|e| BackupError::Task(e.to_string()))?;
+    hex::decode_to_slice(&entry.id, &mut backup_id).map_err(|_| BackupError::Unreadable {
+        file: staged_path.display().to_string(),
+        reason: format!("the backup id {} is not 32 hex digits", entry.id),
+    })?;
     let stream_options = StreamOptions {
         kdf: options.kdf,
         chunk_size: options.chunk_size,
         compression: options.compression,
         backup_id,
     };
-    let out = fsutil::create_private_file(staged_path).map_err(BackupError::io(staged_path))?;
-    let sink = HashingWriter::new(WriteBehindFile::new(out, staged_path.to_owned()));
+    let out = fsutil::create_private_file(&staged_path).map_err(BackupError::io(&staged_path))?;
+    let sink = HashingWriter::new(WriteBehindFile::new(out, staged_path.clone()));
     let stream_err = |source| BackupError::Stream {
         file: staged_path.display().to_string(),
         source,
@@ -89,42 +144,64 @@ pub(crate) fn stage(
     let mut writer = PayloadWriter::new(sink, passphrase, &stream_options).map_err(stream_err)?;
     let mut plain = HashingWriter::new(&mut writer);
     let mut input = File::open(&snapshot.0).map_err(BackupError::io(&snapshot.0))?;
-    std::io::copy(&mut input, &mut plain).map_err(BackupError::io(staged_path))?;
+    std::io::copy(&mut input, &mut plain).map_err(BackupError::io(&staged_path))?;
     let (_, plaintext_size, plaintext_sha256) = plain.finish();
     let (file, backup_size, backup_sha256) = writer.finish().map_err(stream_err)?.finish();
-    file.finish().map_err(BackupError::io(staged_path))?;
-    fsutil::sync_dir(staging).map_err(BackupError::io(staging))?;
+    file.finish().map_err(BackupError::io(&staged_path))?;
+    fsutil::sync_dir(dir).map_err(BackupError::io(dir))?;
     drop(snapshot);
 
-    manifest.store_id = summary.store_id;
-    manifest.master_key_id = summary.master_key.key_id;
-    manifest.master_key_generation = summary.master_key.generation;
-    manifest.applications = summary.applications;
-    manifest.credential_sets = summary.credential_sets;
-    manifest.backup_size = backup_size;
-    manifest.backup_sha256 = backup_sha256;
-    manifest.plaintext_size = plaintext_size;
-    manifest.plaintext_sha256 = plaintext_sha256;
-    manifest.compression = match options.compression {
-        Compression::None => "none".into(),
-        Compression::Zstd => "zstd".into(),
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        backup_id: entry.id.clone(),
+        item: entry.item.clone(),
+        method: "full".into(),
+        store_id: summary.store_id.clone(),
+        master_key_id: summary.master_key.key_id.clone(),
+        master_key_generation: summary.master_key.generation,
+        applications: summary.applications,
+        credential_sets: summary.credential_sets,
+        backup_file: BACKUP_FILE.into(),
+        backup_size,
+        backup_sha256,
+        plaintext_size,
+        plaintext_sha256,
+        compression: compression_name(options.compression).into(),
+        format_version: FORMAT_VERSION,
+        chunk_size: options.chunk_size,
+        kdf: options.kdf,
+        tool_version: format!("sstore {}", env!("CARGO_PKG_VERSION")),
+        started: entry.started.clone(),
+        finished: super::super::now_rfc3339(),
+        requested_by: entry.requested_by.clone(),
     };
-    manifest.chunk_size = options.chunk_size;
-    manifest.kdf = options.kdf;
-    manifest.finished = super::now_rfc3339();
-    log.info(format!(
+    events.info(format!(
         "encrypted {plaintext_size} bytes into {backup_size} bytes ({}, AES-256-GCM, {})",
         manifest.compression, options.kdf
     ));
 
-    let staged = File::open(staged_path).map_err(BackupError::io(staged_path))?;
+    let staged = File::open(&staged_path).map_err(BackupError::io(&staged_path))?;
     decode_stream(
         staged,
         &staged_path.display().to_string(),
-        manifest,
+        &manifest,
         passphrase,
         std::io::sink(),
     )?;
-    log.info("staged copy read back and verified");
-    Ok(())
+    events.info("staged copy read back and verified");
+    Ok(manifest)
+}
+
+fn compression_name(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => "none",
+        Compression::Zstd => "zstd",
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    use std::io::Write;
+    let mut file = fsutil::create_private_file(path).map_err(BackupError::io(path))?;
+    file.write_all(bytes).map_err(BackupError::io(path))?;
+    file.sync_all().map_err(BackupError::io(path))
 }
