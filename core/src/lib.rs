@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: the Secure Store (target applications, credential sets, the Master Key).
 //! - [`format`]: the encrypted, authenticated backup stream (docs/FORMAT.md).
+//! - [`recipient`]: X25519 recipients and identities, for backups a job can write but not read.
 //! - [`target`]: the storage target contract every backup destination implements.
 //! - [`backup`]: backup, restore, verify and history over a backup directory.
 
@@ -12,6 +13,7 @@ pub mod format;
 pub mod fsutil;
 pub mod kdf;
 mod random;
+pub mod recipient;
 pub mod secret;
 pub mod store;
 
@@ -20,4 +22,5 @@ pub use sstore_target_api as target;
 
 pub use error::{Error, ErrorCategory};
 pub use kdf::KdfParams;
+pub use recipient::{Identity, Recipient};
 pub use secret::{Passphrase, SecretKey};
