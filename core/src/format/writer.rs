@@ -4,15 +4,16 @@ use std::io::{self, Write};
 
 use zeroize::Zeroizing;
 
-use super::header::{Compression, Header, StreamKeys, chunk_nonce};
+use super::header::{Compression, Header, chunk_nonce};
+use super::slots::{Recipients, StreamKeys};
 use super::{DEFAULT_CHUNK_SIZE, FormatError};
 use crate::crypto::TAG_LEN;
 use crate::kdf::KdfParams;
-use crate::secret::Passphrase;
 
 /// What a new stream is written with.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
+    /// Argon2id parameters of the passphrase slot (unused without a passphrase).
     pub kdf: KdfParams,
     pub chunk_size: u32,
     pub compression: Compression,
@@ -44,19 +45,14 @@ pub struct StreamWriter<W: Write> {
 }
 
 impl<W: Write> StreamWriter<W> {
-    /// Writes the header to `inner` and returns a writer for the payload.
-    pub fn new(
+    /// Writes a version-2 header with a key slot for each of `recipients` (or just a
+    /// `&Passphrase`) to `inner` and returns a writer for the payload.
+    pub fn new<'k>(
         mut inner: W,
-        passphrase: &Passphrase,
+        recipients: impl Into<Recipients<'k>>,
         options: &StreamOptions,
     ) -> Result<Self, FormatError> {
-        let (header, keys) = Header::seal(
-            passphrase,
-            options.kdf,
-            options.compression,
-            options.chunk_size,
-            options.backup_id,
-        )?;
+        let (header, keys) = Header::seal(recipients.into(), options)?;
         inner.write_all(&header.encode())?;
         let chunk_size = options.chunk_size as usize;
         Ok(Self {
