@@ -17,6 +17,9 @@
 //!   (`Keys::new(Some(&passphrase), &identities)`, `Keys::identities(&ids)`) or just a
 //!   `&Passphrase`. Version 1 and 2 streams are told apart by the header's version field. Any
 //!   wrong or missing key gives [`FormatError::WrongPassphrase`].
+//! - Reading back what was just written, holding none of its keys (a recipient-only job
+//!   verifying its staged copy): `let key = writer.read_back_key();` before `finish`, then
+//!   `PayloadReader::open(staged, Keys::read_back(&key))`.
 //! - The header: [`Header::slots`] (public slot descriptions for the manifest and history),
 //!   [`Header::passphrase_kdf`], [`Header::recipients`], [`Header::encoded_len`] (where the first
 //!   chunk starts), [`Header::read_from`] (the header alone, e.g. to say what opens a backup).
@@ -36,7 +39,7 @@ pub use header::{
 pub use length::ExpectedLength;
 pub use payload::{PayloadReader, PayloadWriter};
 pub use reader::StreamReader;
-pub use slots::{Keys, Recipients};
+pub use slots::{Keys, ReadBackKey, Recipients};
 pub use writer::{StreamOptions, StreamWriter};
 
 /// The format version this build writes (it reads versions 1 and 2).

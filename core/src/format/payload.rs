@@ -3,7 +3,9 @@
 use std::io::{self, BufReader, Read, Write};
 
 use super::header::Compression;
-use super::{FormatError, Header, Keys, Recipients, StreamOptions, StreamReader, StreamWriter};
+use super::{
+    FormatError, Header, Keys, ReadBackKey, Recipients, StreamOptions, StreamReader, StreamWriter,
+};
 
 /// zstd level used for store payloads: fast, and credential stores compress well.
 const ZSTD_LEVEL: i32 = 3;
@@ -32,6 +34,14 @@ impl<W: Write> PayloadWriter<W> {
         match self {
             Self::Plain(w) => w.header(),
             Self::Zstd(w) => w.get_ref().header(),
+        }
+    }
+
+    /// See [`StreamWriter::read_back_key`].
+    pub fn read_back_key(&self) -> ReadBackKey {
+        match self {
+            Self::Plain(w) => w.read_back_key(),
+            Self::Zstd(w) => w.get_ref().read_back_key(),
         }
     }
 

@@ -577,3 +577,28 @@ fn every_version_1_header_bit_flip_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_writer_reads_back_what_it_wrote_without_any_key() {
+    let id = Identity::generate();
+    let recipients = [id.recipient()];
+    let data = plaintext();
+    let mut w =
+        PayloadWriter::new(Vec::new(), Recipients::new(None, &recipients), &options()).unwrap();
+    let key = w.read_back_key();
+    w.write_all(&data).unwrap();
+    let sealed = w.finish().unwrap();
+    assert_eq!(read(&sealed, Keys::read_back(&key)).unwrap(), data);
+    // It opens only that stream ...
+    let other = write(Recipients::new(None, &recipients), &data);
+    let err = read(&other, Keys::read_back(&key)).unwrap_err();
+    assert!(matches!(err, FormatError::WrongPassphrase), "{err}");
+    // ... checks its header MAC like any key ...
+    let mut damaged = sealed.clone();
+    damaged[49 + 3] ^= 1; // the recipient's public key
+    let err = read(&damaged, Keys::read_back(&key)).unwrap_err();
+    assert!(matches!(err, FormatError::HeaderAltered), "{err}");
+    // ... and never prints.
+    let debug = format!("{key:?} {:?}", Keys::read_back(&key));
+    assert!(debug.contains("redacted"), "{debug}");
+}

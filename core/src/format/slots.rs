@@ -55,11 +55,13 @@ impl<'a> From<&Recipients<'a>> for Recipients<'a> {
 }
 
 /// The keys a reader tries against a backup's slots: an optional passphrase and any number of
-/// X25519 identities. A `&Passphrase` converts into a passphrase-only set.
+/// X25519 identities, and (for a stream this process has just written) its [`ReadBackKey`]. A
+/// `&Passphrase` converts into a passphrase-only set.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keys<'a> {
     pub passphrase: Option<&'a Passphrase>,
     pub identities: &'a [Identity],
+    pub read_back: Option<&'a ReadBackKey>,
 }
 
 impl<'a> Keys<'a> {
@@ -67,6 +69,17 @@ impl<'a> Keys<'a> {
         Self {
             passphrase,
             identities,
+            read_back: None,
+        }
+    }
+
+    /// The data key of a stream just written ([`super::StreamWriter::read_back_key`]): reads
+    /// that stream back (for example to verify a staged copy) without any of its keys, so a
+    /// job that holds only recipients can still check what it wrote.
+    pub fn read_back(key: &'a ReadBackKey) -> Self {
+        Self {
+            read_back: Some(key),
+            ..Self::default()
         }
     }
 
@@ -90,6 +103,44 @@ impl<'a> From<&'a Passphrase> for Keys<'a> {
 impl<'a> From<&Keys<'a>> for Keys<'a> {
     fn from(keys: &Keys<'a>) -> Self {
         *keys
+    }
+}
+
+/// The data key of a stream this process wrote, kept by its writer so the stream can be read
+/// back without any of the keys it was written to. It opens only that stream (matched by backup
+/// id and stream salt). A secret: wiped on drop, never printed, never stored.
+pub struct ReadBackKey {
+    data_key: SecretKey,
+    backup_id: [u8; 16],
+    stream_salt: [u8; 16],
+}
+
+impl ReadBackKey {
+    fn new(header: &Header, data_key: &SecretKey) -> Self {
+        Self {
+            data_key: data_key.clone(),
+            backup_id: header.backup_id,
+            stream_salt: header.stream_salt,
+        }
+    }
+
+    /// A copy (the writer keeps its own until it is dropped).
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            data_key: self.data_key.clone(),
+            backup_id: self.backup_id,
+            stream_salt: self.stream_salt,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadBackKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ReadBackKey(backup {}, <redacted>)",
+            hex::encode(self.backup_id)
+        )
     }
 }
 
@@ -185,7 +236,7 @@ impl Header {
     pub(crate) fn seal(
         recipients: Recipients<'_>,
         options: &StreamOptions,
-    ) -> Result<(Self, StreamKeys), FormatError> {
+    ) -> Result<(Self, StreamKeys, ReadBackKey), FormatError> {
         check_chunk_size(options.chunk_size)?;
         let count = usize::from(recipients.passphrase.is_some()) + recipients.x25519.len();
         if count == 0 {
@@ -266,14 +317,25 @@ impl Header {
         let derived = Derived::new(&header, &data_key);
         header.mac = derived.header_mac(&header);
         let keys = derived.stream_keys(&header);
-        Ok((header, keys))
+        let read_back = ReadBackKey::new(&header, &data_key);
+        Ok((header, keys, read_back))
     }
 
-    /// Opens the data key with one of `keys` and derives the stream keys. Identities are tried
-    /// first (only against slots for their own recipient), then the passphrase (at most one
+    /// Opens the data key with one of `keys` and derives the stream keys. A matching read-back
+    /// key is used as it is; identities are tried next (only against slots for their own recipient), then the passphrase (at most one
     /// Argon2id derivation: a header has at most one passphrase slot). Every way of not having
     /// the right key gives [`FormatError::WrongPassphrase`].
     pub(crate) fn open(&self, keys: Keys<'_>) -> Result<StreamKeys, FormatError> {
+        if let Some(key) = keys
+            .read_back
+            .filter(|key| key.backup_id == self.backup_id && key.stream_salt == self.stream_salt)
+        {
+            return if self.version == 1 {
+                Ok(Derived::new(self, &key.data_key).stream_keys(self))
+            } else {
+                self.authenticated(&key.data_key)
+            };
+        }
         if self.version == 1 {
             return self.open_v1(keys);
         }
