@@ -8,7 +8,7 @@ pub enum FormatError {
     #[error("not an sstore backup (the file does not start with the sstore magic bytes)")]
     NotSstoreBackup,
     #[error(
-        "unsupported backup format version {found} (this sstore reads versions 1 to {supported}); use a newer sstore to read it"
+        "unsupported backup format version {found} (this sstore reads format versions 1 to {supported}); use a newer sstore to read it"
     )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("invalid backup header: {0}")]

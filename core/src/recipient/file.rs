@@ -48,7 +48,9 @@ impl Identity {
                     .ok()
             })
             .unwrap_or_default();
-        let mut text = Zeroizing::new(format!(
+        // Sized up front, so the secret is never left behind by a reallocation.
+        let mut text = Zeroizing::new(String::with_capacity(256));
+        text.push_str(&format!(
             "# created: {created}\n# recipient: {}\n",
             self.recipient()
         ));
@@ -98,7 +100,9 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Identity>, KeyError> {
     if meta.len() > MAX_IDENTITY_FILE_LEN {
         return Err(too_large());
     }
-    let mut bytes = Zeroizing::new(Vec::new());
+    // Sized up front, so the secret is never left behind by a reallocation.
+    let capacity = usize::try_from(meta.len().min(MAX_IDENTITY_FILE_LEN)).unwrap_or(0) + 1;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     file.take(MAX_IDENTITY_FILE_LEN + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;

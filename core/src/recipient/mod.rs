@@ -255,15 +255,20 @@ fn has_prefix(s: &str, prefix: &str) -> bool {
 }
 
 fn encode(hrp: &str, key: &[u8; 32], upper: bool) -> String {
-    let encoded = Hrp::parse(hrp).map_err(|_| fmt::Error).and_then(|hrp| {
+    // Sized up front, so the text (a secret for identities) is never left behind by a
+    // reallocation.
+    let mut out = String::with_capacity(hrp.len() + 1 + KEY_CHARS + 6);
+    let written = Hrp::parse(hrp).map_err(|_| fmt::Error).and_then(|hrp| {
         if upper {
-            bech32::encode_upper::<Bech32>(hrp, key).map_err(|_| fmt::Error)
+            bech32::encode_upper_to_fmt::<Bech32, String>(&mut out, hrp, key)
+                .map_err(|_| fmt::Error)
         } else {
-            bech32::encode_lower::<Bech32>(hrp, key).map_err(|_| fmt::Error)
+            bech32::encode_lower_to_fmt::<Bech32, String>(&mut out, hrp, key)
+                .map_err(|_| fmt::Error)
         }
     });
-    match encoded {
-        Ok(text) => text,
+    match written {
+        Ok(()) => out,
         // Both human-readable parts are valid constants and 32 bytes fit any Bech32 code.
         Err(_) => unreachable!("Bech32 encoding of a 32-byte key"),
     }
