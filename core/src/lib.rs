@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: the Secure Store (target applications, credential sets, the Master Key).
 //! - [`format`]: the encrypted, authenticated backup stream (docs/FORMAT.md).
+//! - [`recipient`]: X25519 recipients and identities, for backups a job can write but not read.
 //! - [`target`]: the storage target contract every backup destination implements.
 //! - [`backup`]: backup, restore, verify and history over a backup directory.
 //! - [`config`]: the configuration file; [`locations`]: what location strings name.
@@ -14,6 +15,7 @@ pub mod format;
 pub mod kdf;
 pub mod locations;
 mod random;
+pub mod recipient;
 pub mod secret;
 pub mod store;
 
@@ -25,4 +27,5 @@ pub use sstore_fsutil as fsutil;
 
 pub use error::{Error, ErrorCategory};
 pub use kdf::KdfParams;
+pub use recipient::{Identity, Recipient};
 pub use secret::{Passphrase, SecretKey};

@@ -8,17 +8,29 @@ pub enum FormatError {
     #[error("not an sstore backup (the file does not start with the sstore magic bytes)")]
     NotSstoreBackup,
     #[error(
-        "unsupported backup format version {found} (this sstore reads version {supported}); use a newer sstore to read it"
+        "unsupported backup format version {found} (this sstore reads format versions 1 to {supported}); use a newer sstore to read it"
     )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("invalid backup header: {0}")]
     InvalidHeader(String),
     #[error("backup header: {0}")]
     Kdf(#[from] KdfError),
+    /// None of the keys given opens the backup: a wrong or missing passphrase, no identity for
+    /// any of its recipients, or a header altered in a field the slots bind. One error for all
+    /// of them, so it says nothing about which slot was tried.
     #[error(
-        "the passphrase does not open this backup (wrong passphrase, or the backup header was altered)"
+        "wrong passphrase or identity (the passphrase does not open this backup, no identity given is one of its recipients', or the backup header was altered)"
     )]
     WrongPassphrase,
+    /// A key opened the data key but the header MAC does not match: key slots were added,
+    /// removed, reordered or altered after the backup was written.
+    #[error(
+        "the backup header was altered: its key slots do not match the header's authentication code"
+    )]
+    HeaderAltered,
+    /// The keys given for a new backup cannot be written as key slots.
+    #[error("cannot write the backup's key slots: {0}")]
+    Recipients(String),
     #[error(
         "chunk {index} at byte offset {offset} failed authentication: the backup is corrupted (or was cut short inside its last chunk)"
     )]
@@ -63,6 +75,7 @@ impl FormatError {
             self,
             FormatError::NotSstoreBackup
                 | FormatError::InvalidHeader(_)
+                | FormatError::HeaderAltered
                 | FormatError::Kdf(_)
                 | FormatError::CorruptedChunk { .. }
                 | FormatError::Truncated { .. }

@@ -3,8 +3,9 @@
 use std::io::{self, BufReader, Read, Write};
 
 use super::header::Compression;
-use super::{FormatError, Header, StreamOptions, StreamReader, StreamWriter};
-use crate::secret::Passphrase;
+use super::{
+    FormatError, Header, Keys, ReadBackKey, Recipients, StreamOptions, StreamReader, StreamWriter,
+};
 
 /// zstd level used for store payloads: fast, and credential stores compress well.
 const ZSTD_LEVEL: i32 = 3;
@@ -16,12 +17,13 @@ pub enum PayloadWriter<W: Write> {
 }
 
 impl<W: Write> PayloadWriter<W> {
-    pub fn new(
+    /// A version-2 stream with a key slot for each of `recipients` (or just a `&Passphrase`).
+    pub fn new<'k>(
         inner: W,
-        passphrase: &Passphrase,
+        recipients: impl Into<Recipients<'k>>,
         options: &StreamOptions,
     ) -> Result<Self, FormatError> {
-        let stream = StreamWriter::new(inner, passphrase, options)?;
+        let stream = StreamWriter::new(inner, recipients, options)?;
         Ok(match options.compression {
             Compression::None => Self::Plain(stream),
             Compression::Zstd => Self::Zstd(zstd::stream::write::Encoder::new(stream, ZSTD_LEVEL)?),
@@ -32,6 +34,14 @@ impl<W: Write> PayloadWriter<W> {
         match self {
             Self::Plain(w) => w.header(),
             Self::Zstd(w) => w.get_ref().header(),
+        }
+    }
+
+    /// See [`StreamWriter::read_back_key`].
+    pub fn read_back_key(&self) -> ReadBackKey {
+        match self {
+            Self::Plain(w) => w.read_back_key(),
+            Self::Zstd(w) => w.get_ref().read_back_key(),
         }
     }
 
@@ -67,8 +77,9 @@ pub enum PayloadReader<R: Read> {
 }
 
 impl<R: Read> PayloadReader<R> {
-    pub fn open(inner: R, passphrase: &Passphrase) -> Result<Self, FormatError> {
-        let stream = StreamReader::open(inner, passphrase)?;
+    /// Opens a version-1 or -2 stream with one of `keys` (or just a `&Passphrase`).
+    pub fn open<'k>(inner: R, keys: impl Into<Keys<'k>>) -> Result<Self, FormatError> {
+        let stream = StreamReader::open(inner, keys)?;
         Ok(match stream.header().compression {
             Compression::None => Self::Plain(Box::new(stream)),
             Compression::Zstd => Self::Zstd(Box::new(zstd::stream::read::Decoder::new(stream)?)),

@@ -5,10 +5,10 @@ use std::io::{self, Read};
 
 use zeroize::Zeroize;
 
-use super::header::{Header, StreamKeys, chunk_nonce};
-use super::{FormatError, HEADER_LEN, MAGIC};
+use super::FormatError;
+use super::header::{Header, chunk_nonce, read_full};
+use super::slots::{Keys, StreamKeys};
 use crate::crypto::TAG_LEN;
-use crate::secret::Passphrase;
 
 /// Reads and authenticates a stream written by [`super::StreamWriter`], yielding plaintext.
 /// Plaintext is released one authenticated chunk at a time; the end of the stream is reported
@@ -19,6 +19,8 @@ pub struct StreamReader<R: Read> {
     inner: R,
     header: Header,
     keys: StreamKeys,
+    /// Where the first chunk starts.
+    header_len: u64,
     chunk_size: usize,
     /// Holds one sealed chunk plus one look-ahead byte.
     pub(super) buf: Vec<u8>,
@@ -31,27 +33,18 @@ pub struct StreamReader<R: Read> {
 }
 
 impl<R: Read> StreamReader<R> {
-    /// Reads the header and unwraps the data key with `passphrase`.
-    pub fn open(mut inner: R, passphrase: &Passphrase) -> Result<Self, FormatError> {
-        let mut bytes = [0u8; HEADER_LEN];
-        let (got, result) = read_up_to(&mut inner, &mut bytes);
-        // A file that does not start like a backup is "not a backup", whatever else happened.
-        let seen = got.min(MAGIC.len());
-        if bytes[..seen] != MAGIC[..seen] {
-            return Err(FormatError::NotSstoreBackup);
-        }
-        result.map_err(FormatError::from_io)?;
-        if got < HEADER_LEN {
-            Header::decode(&bytes[..got])?;
-            return Err(FormatError::Truncated { offset: got as u64 });
-        }
-        let header = Header::decode(&bytes)?;
-        let keys = header.open(passphrase)?;
+    /// Reads the header (version 1 or 2) and opens the data key with one of `keys` (or just a
+    /// `&Passphrase`).
+    pub fn open<'k>(mut inner: R, keys: impl Into<Keys<'k>>) -> Result<Self, FormatError> {
+        let header = Header::read_from(&mut inner)?;
+        let keys = header.open(keys.into())?;
+        let header_len = header.encoded_len() as u64;
         let chunk_size = header.chunk_size as usize;
         Ok(Self {
             inner,
             header,
             keys,
+            header_len,
             chunk_size,
             buf: vec![0; chunk_size + TAG_LEN + 1],
             pos: 0,
@@ -67,7 +60,7 @@ impl<R: Read> StreamReader<R> {
     }
 
     fn chunk_offset(&self) -> u64 {
-        HEADER_LEN as u64 + self.index * (self.chunk_size + TAG_LEN) as u64
+        self.header_len + self.index * (self.chunk_size + TAG_LEN) as u64
     }
 
     /// Reads, authenticates and decrypts the next chunk into `buf`. Returns `false` at the end.
@@ -173,24 +166,4 @@ impl<R: Read> Drop for StreamReader<R> {
     fn drop(&mut self) {
         self.buf.zeroize();
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the number of bytes read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let (filled, result) = read_up_to(reader, buf);
-    result.map(|()| filled)
-}
-
-/// Like [`read_full`], but also reports how much was read before an error.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> (usize, io::Result<()>) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (filled, Err(e)),
-        }
-    }
-    (filled, Ok(()))
 }

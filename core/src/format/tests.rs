@@ -90,14 +90,14 @@ fn not_a_backup_and_unsupported_version() {
     let err = decrypt(b"SQLite format 3\0 and more bytes", &pass()).unwrap_err();
     assert!(matches!(err, FormatError::NotSstoreBackup), "{err}");
     let mut sealed = encrypt(b"x", Compression::None);
-    sealed[9] = 2;
+    sealed[9] = 3;
     let err = decrypt(&sealed, &pass()).unwrap_err();
     assert!(
         matches!(
             err,
             FormatError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"
@@ -113,19 +113,36 @@ fn every_header_bit_flip_is_refused() {
             damaged[byte] ^= 1 << bit;
             let err = decrypt(&damaged, &pass())
                 .expect_err(&format!("flip of byte {byte} bit {bit} was accepted"));
+            // Version 2, one passphrase slot: fixed fields 0..48, slot count 48, slot type and
+            // length 49..52, Argon2id parameters 52..64, salt 64..80, wrapped key 80..128,
+            // header MAC 128..160.
             match byte {
                 0..=7 => assert!(matches!(err, FormatError::NotSstoreBackup), "{byte}: {err}"),
                 8..=9 => assert!(
                     matches!(err, FormatError::UnsupportedVersion { .. }),
                     "{byte}: {err}"
                 ),
-                _ => assert!(
+                10..=47 => assert!(
                     matches!(
                         err,
-                        FormatError::WrongPassphrase
-                            | FormatError::InvalidHeader(_)
-                            | FormatError::Kdf(_)
+                        FormatError::WrongPassphrase | FormatError::InvalidHeader(_)
                     ),
+                    "byte {byte}: {err}"
+                ),
+                48..=51 => assert!(
+                    matches!(err, FormatError::InvalidHeader(_)),
+                    "byte {byte}: {err}"
+                ),
+                52..=63 => assert!(
+                    matches!(err, FormatError::WrongPassphrase | FormatError::Kdf(_)),
+                    "byte {byte}: {err}"
+                ),
+                64..=127 => assert!(
+                    matches!(err, FormatError::WrongPassphrase),
+                    "byte {byte}: {err}"
+                ),
+                _ => assert!(
+                    matches!(err, FormatError::HeaderAltered),
                     "byte {byte}: {err}"
                 ),
             }
@@ -258,8 +275,8 @@ fn reader_memory_is_bounded_by_the_chunk_size() {
 #[test]
 fn excessive_kdf_parameters_are_refused_before_deriving() {
     let mut sealed = encrypt(b"x", Compression::None);
-    // memory_kib lives at bytes 13..17
-    sealed[13..17].copy_from_slice(&u32::MAX.to_be_bytes());
+    // the passphrase slot's memory_kib lives at bytes 52..56
+    sealed[52..56].copy_from_slice(&u32::MAX.to_be_bytes());
     let err = decrypt(&sealed, &pass()).unwrap_err();
     assert!(
         matches!(

@@ -4,15 +4,16 @@ use std::io::{self, Write};
 
 use zeroize::Zeroizing;
 
-use super::header::{Compression, Header, StreamKeys, chunk_nonce};
+use super::header::{Compression, Header, chunk_nonce};
+use super::slots::{ReadBackKey, Recipients, StreamKeys};
 use super::{DEFAULT_CHUNK_SIZE, FormatError};
 use crate::crypto::TAG_LEN;
 use crate::kdf::KdfParams;
-use crate::secret::Passphrase;
 
 /// What a new stream is written with.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
+    /// Argon2id parameters of the passphrase slot (unused without a passphrase).
     pub kdf: KdfParams,
     pub chunk_size: u32,
     pub compression: Compression,
@@ -37,6 +38,7 @@ pub struct StreamWriter<W: Write> {
     inner: W,
     keys: StreamKeys,
     header: Header,
+    read_back: ReadBackKey,
     chunk_size: usize,
     /// Plaintext waiting for its chunk; wiped on drop.
     buf: Zeroizing<Vec<u8>>,
@@ -44,25 +46,21 @@ pub struct StreamWriter<W: Write> {
 }
 
 impl<W: Write> StreamWriter<W> {
-    /// Writes the header to `inner` and returns a writer for the payload.
-    pub fn new(
+    /// Writes a version-2 header with a key slot for each of `recipients` (or just a
+    /// `&Passphrase`) to `inner` and returns a writer for the payload.
+    pub fn new<'k>(
         mut inner: W,
-        passphrase: &Passphrase,
+        recipients: impl Into<Recipients<'k>>,
         options: &StreamOptions,
     ) -> Result<Self, FormatError> {
-        let (header, keys) = Header::seal(
-            passphrase,
-            options.kdf,
-            options.compression,
-            options.chunk_size,
-            options.backup_id,
-        )?;
+        let (header, keys, read_back) = Header::seal(recipients.into(), options)?;
         inner.write_all(&header.encode())?;
         let chunk_size = options.chunk_size as usize;
         Ok(Self {
             inner,
             keys,
             header,
+            read_back,
             chunk_size,
             buf: Zeroizing::new(Vec::with_capacity(chunk_size + TAG_LEN)),
             index: 0,
@@ -71,6 +69,12 @@ impl<W: Write> StreamWriter<W> {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The stream's data key, to read this stream back with [`super::Keys::read_back`] (e.g.
+    /// to verify a staged copy) when the writer holds none of the keys it wrote to.
+    pub fn read_back_key(&self) -> ReadBackKey {
+        self.read_back.duplicate()
     }
 
     fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
