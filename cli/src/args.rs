@@ -57,6 +57,9 @@ pub enum Command {
     /// Check that a passphrase opens the current Master Key (as Update-SPSecureStoreApplicationServerKey)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Make or show the X25519 identity that opens backups written to its recipient (a backup job then needs no secret)
+    #[command(subcommand)]
+    BackupKey(BackupKeyCommand),
     /// Back up the store and its Master Key to a backup directory (as Backup-SPFarm)
     Backup(BackupArgs),
     /// Restore the store from a backup directory
@@ -260,6 +263,9 @@ pub struct BackupArgs {
     /// What to back up (see --show-tree) [default: SecureStore]
     #[arg(long, value_name = "NAME")]
     pub item: Option<String>,
+    /// Also write the backup to this recipient (`sstore1...`, from `sstore backup-key generate`); repeatable. With recipients, a passphrase slot is added only when a backup passphrase is given (SSTORE_BACKUP_PASSPHRASE or --backup-passphrase-file) [default: the config's backup.recipients]
+    #[arg(long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
     /// Also send the backup to this target (a configured target's name, a URL or a UNC path); repeatable. The backup is staged locally first, then every target receives it [default: the config's backup.targets]
     #[arg(long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
@@ -297,6 +303,21 @@ pub enum RestoreMethodArg {
     New,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum BackupKeyCommand {
+    /// Write a new identity file (owner-only; never overwritten) and print its recipient
+    Generate {
+        /// The identity file to create; keep it offline with the people who restore
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the recipient of each identity in an identity file
+    Show {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// The backup directory: a folder, a URL (file://, or a scheme a target kind serves), a UNC path, or a configured target's name [default: the config's backup.directory]
@@ -320,6 +341,9 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub force: bool,
     /// Print each step of the job as it happens
+    /// An identity file whose identities may open the backup (repeatable)
+    #[arg(long = "identity", env = "SSTORE_IDENTITY_FILE", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
     #[arg(long)]
     pub verbose: bool,
 }
@@ -356,4 +380,7 @@ pub struct VerifyArgs {
     /// The backup to verify [default: the newest successful backup]
     #[arg(long, value_name = "ID")]
     pub backup_id: Option<String>,
+    /// An identity file whose identities may open the backups (repeatable); with --all, tells which backups it opens
+    #[arg(long = "identity", env = "SSTORE_IDENTITY_FILE", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 }

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod exit;
+mod keys;
 mod passphrase;
 mod progress;
 mod targets;

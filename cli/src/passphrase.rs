@@ -77,6 +77,15 @@ pub fn store(file: Option<&Path>, confirm: bool) -> Result<Passphrase> {
     }
 }
 
+/// The backup passphrase when one was given (environment or file), without falling back to
+/// the store passphrase or asking.
+pub fn backup_given(backup_file: Option<&Path>) -> Result<Option<Passphrase>> {
+    if let Some(p) = from_env(BACKUP_ENV) {
+        return Ok(Some(p));
+    }
+    backup_file.map(from_file).transpose()
+}
+
 /// The backup passphrase, and whether it fell back to the store passphrase.
 pub fn backup(backup_file: Option<&Path>, store_file: Option<&Path>) -> Result<(Passphrase, bool)> {
     if let Some(p) = from_env(BACKUP_ENV) {

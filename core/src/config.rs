@@ -65,6 +65,10 @@ pub struct BackupSection {
     pub jobs: Option<PathBuf>,
     /// Progress lines in the job log every N percent (default 5; 0 for none).
     pub percentage: Option<u8>,
+    /// Recipients (`sstore1...`) every backup is written to, besides or instead of a
+    /// passphrase; `--recipient` overrides the list.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// `[transfer]`: how staged backups reach the targets.
@@ -174,6 +178,10 @@ impl Config {
             named.push(target);
         }
         config.named_targets = named;
+        for text in &config.backup.recipients {
+            text.parse::<crate::recipient::Recipient>()
+                .map_err(|e| invalid(format!("[backup] recipients: {e}")))?;
+        }
         config.path = Some(path.to_owned());
         Ok(config)
     }
@@ -208,6 +216,15 @@ impl Config {
             keep_local: self.backup.keep_local.unwrap_or(defaults.keep_local),
             percentage: self.backup.percentage.unwrap_or(defaults.percentage),
         }
+    }
+
+    /// The recipients of `[backup] recipients` (checked when the file was read).
+    pub fn recipients(&self) -> Vec<crate::recipient::Recipient> {
+        self.backup
+            .recipients
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect()
     }
 
     /// How long a destination's readiness check may take in a preflight.

@@ -3,37 +3,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
-use sstore_core::backup::{
-    self, BackupKey, History, JobKind, RestoreMethod, RestoreRequest, Selection,
-};
+use sstore_core::backup::{self, History, JobKind, RestoreMethod, RestoreRequest, Selection};
 
 use super::{Context, print_json};
 use crate::args::{HistoryArgs, RestoreArgs, RestoreMethodArg, VerifyArgs};
 use crate::passphrase;
 
 pub(super) use sstore_core::backup::preflight::human_bytes;
-
-/// The key a new backup is written with: the backup passphrase, or the store passphrase when
-/// none is given (the job then checks that it opens the store's Master Key).
-pub(super) fn backup_key(ctx: &Context) -> Result<BackupKey> {
-    let (passphrase, is_store_passphrase) = passphrase::backup(
-        ctx.global.backup_passphrase_file.as_deref(),
-        ctx.global.passphrase_file.as_deref(),
-    )?;
-    Ok(BackupKey {
-        passphrase,
-        is_store_passphrase,
-    })
-}
-
-/// The passphrase that opens existing backups (restore, verify).
-fn backup_passphrase(ctx: &Context) -> Result<sstore_core::Passphrase> {
-    Ok(passphrase::backup(
-        ctx.global.backup_passphrase_file.as_deref(),
-        ctx.global.passphrase_file.as_deref(),
-    )?
-    .0)
-}
 
 fn confirm_overwrite(path: &std::path::Path) -> Result<()> {
     if !std::io::stdin().is_terminal() {
@@ -73,7 +49,7 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     if method == RestoreMethod::Overwrite && !args.force && destination.exists() {
         confirm_overwrite(&destination)?;
     }
-    let passphrase = backup_passphrase(ctx)?;
+    let keys = crate::keys::open_keys(ctx, &args.identities)?;
     let request = RestoreRequest {
         backup_id: args.backup_id,
         method,
@@ -82,7 +58,7 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
         store_passphrase: passphrase::store_given(ctx.global.passphrase_file.as_deref())?,
     };
     let events = crate::progress::log_lines(args.verbose);
-    let report = backup::run_restore(&dir, &request, &passphrase, &events).await?;
+    let report = backup::run_restore(&dir, &request, &keys, &events).await?;
     let m = &report.manifest;
     println!(
         "Restored backup {} ({}, {} applications, {} credential sets) to {}.",
@@ -184,7 +160,7 @@ pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
             args.staging.as_deref(),
         )
         .await?;
-    let passphrase = backup_passphrase(ctx)?;
+    let keys = crate::keys::open_keys(ctx, &args.identities)?;
     let ids: Vec<Option<String>> = if args.all {
         let history = dir.load_history().await?;
         history
@@ -197,7 +173,7 @@ pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
     };
     let mut failures = 0;
     for id in &ids {
-        match backup::run_verify(&dir, id.as_deref(), &passphrase).await {
+        match backup::run_verify(&dir, id.as_deref(), &keys).await {
             Ok(report) => {
                 let m = &report.manifest;
                 println!(
@@ -210,6 +186,17 @@ pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
                     m.plaintext_sha256,
                     m.applications,
                     m.credential_sets
+                );
+            }
+            Err(e)
+                if ids.len() > 1 && e.category() == sstore_core::ErrorCategory::WrongPassphrase =>
+            {
+                failures += 1;
+                println!(
+                    "Backup {} in {} cannot be opened with the keys given ({})",
+                    id.as_deref().unwrap_or("?"),
+                    dir.location(),
+                    keys.describe()
                 );
             }
             Err(e) if ids.len() > 1 => {

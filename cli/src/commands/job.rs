@@ -4,15 +4,16 @@
 
 use anyhow::{Result, anyhow, bail};
 use sstore_core::backup::{
-    self, BackupJob, BackupKey, BackupOptions, Check, CheckStatus, CopyState, JobOutcome, JobState,
-    PreflightRequest,
+    self, BackupJob, BackupKeys, BackupOptions, Check, CheckStatus, CopyState, JobOutcome,
+    JobState, PreflightRequest,
 };
 use sstore_core::format::Compression;
 
 use super::Context;
-use super::backup::{backup_key, human_bytes};
+use super::backup::human_bytes;
 use crate::args::BackupArgs;
 use crate::exit::Partial;
+use crate::keys::backup_keys;
 use crate::progress;
 
 pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
@@ -31,12 +32,12 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             args.staging.as_deref(),
         )
         .await?;
-    let key: Option<BackupKey> = if args.resume {
+    let keys: Option<BackupKeys> = if args.resume {
         None
     } else {
         // Fail early, before asking for a passphrase, if there is no store.
         ctx.open_store()?;
-        Some(backup_key(ctx)?)
+        Some(backup_keys(ctx, &args.recipients)?)
     };
     let options = BackupOptions {
         item: args.item.clone(),
@@ -62,7 +63,7 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         resume_only: args.resume,
         force: args.force,
     };
-    let report = backup::run_job(&job, key.as_ref(), &options).await?;
+    let report = backup::run_job(&job, keys.as_ref(), &options).await?;
 
     if let Some(resumed) = &report.resumed
         && !args.json
@@ -186,14 +187,14 @@ pub async fn readiness(ctx: &Context, args: BackupArgs) -> Result<()> {
             return report_checks(&[failed], args.json);
         }
     };
-    // The key is asked for only when the store opens (a missing store is its own failure).
-    let key = match ctx.open_store() {
-        Ok(_) => backup_key(ctx).map_err(|e| format!("{e:#}")),
+    // The keys are asked for only when the store opens (a missing store is its own failure).
+    let keys = match ctx.open_store() {
+        Ok(_) => backup_keys(ctx, &args.recipients).map_err(|e| format!("{e:#}")),
         Err(_) => Err("the store does not open".to_owned()),
     };
     let checks = backup::preflight(PreflightRequest {
         store_path: &ctx.store_path,
-        key,
+        keys,
         staging: &staging,
         destinations: &destinations,
         force: args.force,

@@ -2,6 +2,7 @@
 
 mod app;
 mod backup;
+mod backup_key;
 mod cred;
 mod job;
 mod maintain;
@@ -102,6 +103,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Store(cmd) => store::run_store(&ctx, cmd),
         Command::Masterkey(cmd) => store::run_masterkey(&ctx, cmd),
         Command::Key(cmd) => store::run_key(&ctx, cmd),
+        Command::BackupKey(cmd) => backup_key::run(cmd),
         Command::App(cmd) => app::run(&ctx, cmd),
         Command::Cred(cmd) => cred::run(&ctx, cmd),
         Command::Backup(args) => job::backup(&ctx, args).await,

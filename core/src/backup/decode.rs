@@ -7,8 +7,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{BackupError, Manifest};
-use crate::format::{Compression, ExpectedLength, FormatError, PayloadReader};
-use crate::secret::Passphrase;
+use crate::format::{Compression, ExpectedLength, FormatError, Keys, PayloadReader};
 use crate::store::{SecureStore, StoreSummary};
 
 /// Counts and hashes what passes through to `inner`.
@@ -67,7 +66,7 @@ pub(crate) fn decode_stream(
     raw: impl Read,
     file: &str,
     manifest: &Manifest,
-    passphrase: &Passphrase,
+    keys: Keys<'_>,
     out: impl Write,
 ) -> Result<(), BackupError> {
     let stream_err = |source: FormatError| BackupError::Stream {
@@ -83,9 +82,8 @@ pub(crate) fn decode_stream(
         inner: raw,
         hasher: &mut stream_hash,
     };
-    let mut payload =
-        PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), passphrase)
-            .map_err(stream_err)?;
+    let mut payload = PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
+        .map_err(stream_err)?;
     let header = payload.header();
     let compression = match header.compression {
         Compression::None => "none",
@@ -103,9 +101,12 @@ pub(crate) fn decode_stream(
         id.as_str(),
         header.version,
         header.chunk_size,
-        header.kdf,
+        header.passphrase_kdf(),
         compression,
     );
+    let kdf_text = |kdf: Option<crate::kdf::KdfParams>| {
+        kdf.map_or_else(|| "no passphrase slot".to_owned(), |k| k.to_string())
+    };
     if recorded != found {
         return Err(mismatch(format!(
             "the stream header says backup {}, format {}, chunk size {}, {}, compression {}; \
@@ -113,13 +114,22 @@ pub(crate) fn decode_stream(
             found.0,
             found.1,
             found.2,
-            found.3,
+            kdf_text(found.3),
             found.4,
             recorded.0,
             recorded.1,
             recorded.2,
-            recorded.3,
+            kdf_text(recorded.3),
             recorded.4
+        )));
+    }
+    // Version 2 manifests list the key slots; they must be the header's.
+    let slots: Vec<String> = header.slots().iter().map(ToString::to_string).collect();
+    if !manifest.key_slots.is_empty() && manifest.key_slots != slots {
+        return Err(mismatch(format!(
+            "the stream header's key slots are [{}]; the manifest lists [{}]",
+            slots.join(", "),
+            manifest.key_slots.join(", ")
         )));
     }
     let mut sink = HashingWriter::new(out);

@@ -137,7 +137,7 @@ fn io_hint(err: &std::io::Error) -> &'static str {
 fn hint(err: &FormatError) -> &'static str {
     match err {
         FormatError::WrongPassphrase => {
-            "; give the backup passphrase in force when the backup was taken (SSTORE_BACKUP_PASSPHRASE or --backup-passphrase-file; by default the store passphrase)"
+            "; give the backup passphrase in force when the backup was taken (SSTORE_BACKUP_PASSPHRASE or --backup-passphrase-file; by default the store passphrase), or the identity file of a recipient it was written to (--identity FILE or SSTORE_IDENTITY_FILE)"
         }
         e if e.is_damage() => "; restore from another backup (see `sstore history`)",
         _ => "",

@@ -71,6 +71,10 @@ pub struct HistoryEntry {
     /// For a prune: the folders removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// For a backup: what opens it, as its key slots' public descriptions (`passphrase`,
+    /// recipient strings); absent for backups before format version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_slots: Vec<String>,
 }
 
 impl HistoryEntry {
@@ -96,6 +100,7 @@ impl HistoryEntry {
             backup_id: None,
             restored_to: None,
             copies: Vec::new(),
+            key_slots: Vec::new(),
             removed: Vec::new(),
         }
     }

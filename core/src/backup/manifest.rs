@@ -28,7 +28,14 @@ pub struct Manifest {
     pub compression: String,
     pub format_version: u16,
     pub chunk_size: u32,
-    pub kdf: KdfParams,
+    /// The passphrase slot's Argon2id parameters (absent when the backup has no passphrase
+    /// slot: recipients only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<KdfParams>,
+    /// The key slots' public descriptions, in header order: `passphrase`, recipient strings
+    /// (`sstore1…`). Absent for format version 1 (a passphrase only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_slots: Vec<String>,
     pub tool_version: String,
     pub started: String,
     pub finished: String,

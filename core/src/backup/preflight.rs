@@ -10,41 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{BackupError, Destination};
-use crate::secret::Passphrase;
+use super::{BackupError, BackupKeys, Destination};
 use crate::store::{SecureStore, StoreSummary};
 use crate::target::Target;
-
-/// The passphrase a new backup is written with.
-#[derive(Clone)]
-pub struct BackupKey {
-    pub passphrase: Passphrase,
-    /// No backup passphrase was given, so the store passphrase is used: it must open the
-    /// store's Master Key, so a mistyped one never produces a backup nobody can open.
-    pub is_store_passphrase: bool,
-}
-
-impl std::fmt::Debug for BackupKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackupKey")
-            .field("is_store_passphrase", &self.is_store_passphrase)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BackupKey {
-    /// Whether the key may write a backup of the store at `store_path`: it meets the
-    /// passphrase policy, and the store passphrase opens the store's Master Key.
-    pub fn check(&self, store_path: &Path) -> Result<(), BackupError> {
-        self.passphrase
-            .check_policy()
-            .map_err(crate::store::StoreError::from)?;
-        if self.is_store_passphrase {
-            SecureStore::open(store_path)?.check_passphrase(&self.passphrase)?;
-        }
-        Ok(())
-    }
-}
 
 /// How long a destination's readiness check may take by default.
 pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,8 +53,8 @@ pub async fn check_staging_space(
 /// What a preflight checks.
 pub struct PreflightRequest<'a> {
     pub store_path: &'a Path,
-    /// The key the backup would be written with, or why the front end could not get one.
-    pub key: Result<BackupKey, String>,
+    /// The keys the backup would be written with, or why the front end could not get them.
+    pub keys: Result<BackupKeys, String>,
     pub staging: &'a Path,
     pub destinations: &'a [Destination],
     /// A backup run with `--force` skips the free-space rule; so does its preflight.
@@ -146,16 +114,12 @@ pub async fn preflight(request: PreflightRequest<'_>) -> Vec<Check> {
     let mut checks = Vec::new();
     let summary = store_check(request.store_path, &mut checks);
     if summary.is_some() {
-        checks.push(match &request.key {
-            Ok(key) => match key.check(request.store_path) {
-                Ok(()) if key.is_store_passphrase => Check::ok(
-                    "passphrase",
-                    "the store passphrase is used as the backup passphrase and opens the Master Key",
-                ),
-                Ok(()) => Check::ok("passphrase", "the backup passphrase given is usable"),
-                Err(e) => Check::failed("passphrase", e.to_string()),
+        checks.push(match &request.keys {
+            Ok(keys) => match keys.check(request.store_path) {
+                Ok(()) => Check::ok("keys", keys_detail(keys)),
+                Err(e) => Check::failed("keys", e.to_string()),
             },
-            Err(why) => Check::failed("passphrase", why.clone()),
+            Err(why) => Check::failed("keys", why.clone()),
         });
     }
     checks.push(
@@ -177,6 +141,24 @@ pub async fn preflight(request: PreflightRequest<'_>) -> Vec<Check> {
         checks.push(check);
     }
     checks
+}
+
+/// What a backup written with `keys` will open with.
+fn keys_detail(keys: &BackupKeys) -> String {
+    let mut slots = Vec::new();
+    if keys.passphrase.is_some() {
+        slots.push(if keys.passphrase_is_store {
+            "the store passphrase (it opens the Master Key)".to_owned()
+        } else {
+            "the backup passphrase".to_owned()
+        });
+    }
+    slots.extend(keys.recipients.iter().map(|r| format!("recipient {r}")));
+    let mut detail = format!("the backup will open with: {}", slots.join(", "));
+    if keys.passphrase.is_none() {
+        detail.push_str("; this job holds no secret that can read it");
+    }
+    detail
 }
 
 fn store_check(store_path: &Path, checks: &mut Vec<Check>) -> Option<StoreSummary> {

@@ -7,7 +7,7 @@ use super::decode::{check_store_copy, decode_stream};
 use super::directory::RESTORE_LOG_FILE;
 use super::{
     BackupDirectory, BackupError, EventSink, HistoryEntry, JobKind, JobLock, JobLog, JobStatus,
-    Manifest, Selection,
+    Manifest, OpenKeys, Selection,
 };
 use crate::fsutil;
 use crate::secret::Passphrase;
@@ -77,15 +77,15 @@ pub(crate) async fn fetch_and_check(
     dir: &BackupDirectory,
     entry: &HistoryEntry,
     manifest: &Manifest,
-    passphrase: &Passphrase,
+    keys: &OpenKeys,
     dest: &Path,
 ) -> Result<(), BackupError> {
     let key = dir.object(&entry.folder, &manifest.backup_file)?;
     let reader = dir.target().get(&key).await?;
     let file = dir.describe(&key);
-    let (manifest, passphrase, dest, handle) = (
+    let (manifest, keys, dest, handle) = (
         manifest.clone(),
-        passphrase.clone(),
+        keys.clone(),
         dest.to_owned(),
         tokio::runtime::Handle::current(),
     );
@@ -93,7 +93,7 @@ pub(crate) async fn fetch_and_check(
         let raw = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
         let out = fsutil::create_private_file(&dest).map_err(BackupError::io(&dest))?;
         let mut out = std::io::BufWriter::with_capacity(1024 * 1024, out);
-        decode_stream(raw, &file, &manifest, &passphrase, &mut out)?;
+        decode_stream(raw, &file, &manifest, keys.format_keys(), &mut out)?;
         let out = out.into_inner().map_err(|e| BackupError::Io {
             path: dest.clone(),
             source: e.into_error(),
@@ -114,9 +114,10 @@ pub(crate) async fn fetch_and_check(
 pub async fn run_restore(
     dir: &BackupDirectory,
     request: &RestoreRequest,
-    passphrase: &Passphrase,
+    keys: impl Into<OpenKeys>,
     events: &EventSink,
 ) -> Result<RestoreReport, BackupError> {
+    let keys = &keys.into();
     let _lock = JobLock::acquire(dir.staging(), "restore")?;
     let job_log = JobLog::new();
     let log = &job_log.attach(events);
@@ -147,7 +148,7 @@ pub async fn run_restore(
             backup.folder.clone(),
         )
     };
-    let result = restore_into(dir, request, passphrase, log, &backup, &manifest).await;
+    let result = restore_into(dir, request, keys, log, &backup, &manifest).await;
     entry.finished = super::now_rfc3339();
     match &result {
         Ok(opens) => {
@@ -195,7 +196,7 @@ async fn record_restore(
 async fn restore_into(
     dir: &BackupDirectory,
     request: &RestoreRequest,
-    passphrase: &Passphrase,
+    keys: &OpenKeys,
     log: &EventSink,
     backup: &HistoryEntry,
     manifest: &Manifest,
@@ -211,7 +212,7 @@ async fn restore_into(
     fsutil::create_private_dir_all(parent).map_err(BackupError::io(parent))?;
     let temp = fsutil::temp_sibling(dest, "restore");
     let result = async {
-        fetch_and_check(dir, backup, manifest, passphrase, &temp).await?;
+        fetch_and_check(dir, backup, manifest, keys, &temp).await?;
         log.info(format!("decrypted and verified into {}", temp.display()));
         let opens = match &request.store_passphrase {
             Some(p) => Some(

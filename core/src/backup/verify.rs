@@ -1,8 +1,7 @@
 //! Verify: decrypt and check a backup completely without restoring it.
 
 use super::restore::{fetch_and_check, select_backup};
-use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest, Selection};
-use crate::secret::Passphrase;
+use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest, OpenKeys, Selection};
 
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
@@ -17,15 +16,16 @@ pub struct VerifyReport {
 pub async fn run_verify(
     dir: &BackupDirectory,
     backup_id: Option<&str>,
-    passphrase: &Passphrase,
+    keys: impl Into<OpenKeys>,
 ) -> Result<VerifyReport, BackupError> {
+    let keys = &keys.into();
     let lock = JobLock::acquire(dir.staging(), "verify")?;
     lock.remove_leftovers();
     let (entry, manifest) = select_backup(dir, &Selection::id_or_newest(backup_id)).await?;
     let work = dir
         .staging()
         .join(format!("verify-{}.db", crate::random::hex_id::<6>()));
-    let result = fetch_and_check(dir, &entry, &manifest, passphrase, &work).await;
+    let result = fetch_and_check(dir, &entry, &manifest, keys, &work).await;
     let _ = std::fs::remove_file(&work);
     result?;
     Ok(VerifyReport { entry, manifest })

@@ -28,7 +28,7 @@ pub use send::Destination;
 use super::journal::{JobJournal, JobRecord, JobState};
 use super::retry::RetryPolicy;
 use super::{
-    BackupDirectory, BackupError, BackupKey, EventSink, HistoryEntry, JobLock, Manifest, StoreTree,
+    BackupDirectory, BackupError, BackupKeys, EventSink, HistoryEntry, JobLock, Manifest, StoreTree,
 };
 use crate::format::{Compression, DEFAULT_CHUNK_SIZE};
 use crate::kdf::KdfParams;
@@ -169,11 +169,8 @@ pub async fn run_backup(
         resume_only: false,
         force: false,
     };
-    let key = BackupKey {
-        passphrase: passphrase.clone(),
-        is_store_passphrase: false,
-    };
-    let report = run_job(&job, Some(&key), options).await?;
+    let keys = BackupKeys::passphrase(passphrase.clone());
+    let report = run_job(&job, Some(&keys), options).await?;
     let Some(mut outcome) = report.new else {
         return Err(BackupError::NothingToResume {
             staging: job.staging,
@@ -194,23 +191,23 @@ pub async fn run_backup(
 }
 
 /// Runs a backup job: finishes an interrupted one found in the staging folder, then (unless
-/// `resume_only`) takes and sends a new backup written with `key`. Errors are returned only
-/// when nothing could be attempted (the item is unknown; no key, or a key that may not write
+/// `resume_only`) takes and sends a new backup written with `keys`. Errors are returned only
+/// when nothing could be attempted (the item is unknown; no keys, or keys that may not write
 /// this store's backup; the staging folder is locked, unusable or too small); a failed or
 /// partial job is a [`JobOutcome`] with its error.
 pub async fn run_job(
     job: &BackupJob,
-    key: Option<&BackupKey>,
+    keys: Option<&BackupKeys>,
     options: &BackupOptions,
 ) -> Result<BackupReport, BackupError> {
     let item = check_item(options.item.as_deref())?;
-    let new_backup = match (job.resume_only, key) {
+    let new_backup = match (job.resume_only, keys) {
         (true, _) => None,
-        (false, Some(key)) => Some(&key.passphrase),
+        (false, Some(keys)) => Some(keys),
         (false, None) => return Err(BackupError::PassphraseNeeded),
     };
-    if let (Some(key), false) = (key, job.resume_only) {
-        key.check(&job.store_path)?;
+    if let Some(keys) = new_backup {
+        keys.check(&job.store_path)?;
         super::preflight::check_staging_space(&job.staging, &job.store_path, job.force).await?;
     }
     let lock = JobLock::acquire(&job.staging, "backup")?;
@@ -231,7 +228,7 @@ pub async fn run_job(
         None => None,
     };
     let new = match new_backup {
-        Some(passphrase) => Some(JobRun::new_backup(job, &item, passphrase, options).await),
+        Some(keys) => Some(JobRun::new_backup(job, &item, keys, options).await),
         None => None,
     };
     drop(lock);

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::super::journal::{self, CopyRecord, CopyState, JOURNAL_FORMAT, JobRecord, JobState};
-use super::super::{BackupError, EventSink, HistoryEntry, JobEvent, JobKind, JobLog, Manifest};
+use super::super::{
+    BackupError, BackupKeys, EventSink, HistoryEntry, JobEvent, JobKind, JobLog, Manifest,
+};
 use super::fan_out::{CopyOutcome, fan_out};
 use super::lock::{self, LockedDestinations, lock_destinations};
 use super::pending::{PendingJob, STAGED_RECORD};
@@ -14,7 +16,6 @@ use super::settle::{Settling, settle};
 use super::stage::{StagedBackup, stage_backup};
 use super::tracker::Tracker;
 use super::{BackupJob, BackupOptions, Destination, JobOutcome};
-use crate::secret::Passphrase;
 
 /// One job as it runs: its record, its log, and where it reports.
 pub(super) struct JobRun<'a> {
@@ -42,7 +43,7 @@ impl<'a> JobRun<'a> {
     pub(super) async fn new_backup(
         job: &'a BackupJob,
         item: &str,
-        passphrase: &Passphrase,
+        keys: &BackupKeys,
         options: &BackupOptions,
     ) -> JobOutcome {
         let run = Self::start(job, new_record(job, item), JobLog::new());
@@ -81,7 +82,7 @@ impl<'a> JobRun<'a> {
             &job.store_path,
             &staged_dir,
             &entry,
-            passphrase,
+            keys,
             options,
             &run.events,
         )
@@ -310,6 +311,7 @@ fn fill_entry(entry: &mut HistoryEntry, manifest: &Manifest) {
     entry.backup_size = Some(manifest.backup_size);
     entry.plaintext_size = Some(manifest.plaintext_size);
     entry.key_generation = Some(manifest.master_key_generation);
+    entry.key_slots = manifest.key_slots.clone();
 }
 
 fn bare_entry(record: &JobRecord) -> HistoryEntry {

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use super::super::decode::{HashingWriter, decode_stream};
 use super::super::directory::{BACKUP_FILE, MANIFEST_FILE};
 use super::super::manifest::MANIFEST_VERSION;
-use super::super::{BackupError, EventSink, HistoryEntry, Manifest};
+use super::super::{BackupError, BackupKeys, EventSink, HistoryEntry, Manifest};
 use super::BackupOptions;
-use crate::format::{Compression, FORMAT_VERSION, PayloadWriter, StreamOptions};
+use crate::format::{Compression, FORMAT_VERSION, Keys, PayloadWriter, StreamOptions};
 use crate::fsutil::{self, WriteBehindFile};
-use crate::secret::Passphrase;
 use crate::store::SecureStore;
 
 /// A staged backup ready to send: its folder in the staging area and what it is.
@@ -64,28 +63,21 @@ pub(crate) async fn stage_backup(
     store_path: &Path,
     staged_dir: &Path,
     entry: &HistoryEntry,
-    passphrase: &Passphrase,
+    keys: &BackupKeys,
     options: &BackupOptions,
     events: &EventSink,
 ) -> Result<StagedBackup, BackupError> {
     fsutil::create_private_dir_all(staged_dir).map_err(BackupError::io(staged_dir))?;
-    let (store_path, dir, entry_copy, passphrase, options, events) = (
+    let (store_path, dir, entry_copy, keys, options, events) = (
         store_path.to_owned(),
         staged_dir.to_owned(),
         entry.clone(),
-        passphrase.clone(),
+        keys.clone(),
         options.clone(),
         events.clone(),
     );
     let manifest = tokio::task::spawn_blocking(move || {
-        stage(
-            &store_path,
-            &dir,
-            &entry_copy,
-            &passphrase,
-            &options,
-            &events,
-        )
+        stage(&store_path, &dir, &entry_copy, &keys, &options, &events)
     })
     .await
     .map_err(|e| BackupError::Task(format!("staging stopped unexpectedly: {e}")))??;
@@ -103,12 +95,13 @@ pub(crate) async fn stage_backup(
 }
 
 /// Snapshot, encrypt to `<dir>/sstorebackup.bak` (fsynced), read it back through the decoder;
-/// returns the manifest that describes it.
+/// returns the manifest that describes it. The read-back uses a key that opens only this
+/// stream, so a job that holds recipients only (no secret) still proves its copy decrypts.
 fn stage(
     store_path: &Path,
     dir: &Path,
     entry: &HistoryEntry,
-    passphrase: &Passphrase,
+    keys: &BackupKeys,
     options: &BackupOptions,
     events: &EventSink,
 ) -> Result<Manifest, BackupError> {
@@ -141,7 +134,10 @@ fn stage(
         file: staged_path.display().to_string(),
         source,
     };
-    let mut writer = PayloadWriter::new(sink, passphrase, &stream_options).map_err(stream_err)?;
+    let mut writer =
+        PayloadWriter::new(sink, keys.format_recipients(), &stream_options).map_err(stream_err)?;
+    let read_back = writer.read_back_key();
+    let header = writer.header().clone();
     let mut plain = HashingWriter::new(&mut writer);
     let mut input = File::open(&snapshot.0).map_err(BackupError::io(&snapshot.0))?;
     std::io::copy(&mut input, &mut plain).map_err(BackupError::io(&staged_path))?;
@@ -169,15 +165,17 @@ fn stage(
         compression: compression_name(options.compression).into(),
         format_version: FORMAT_VERSION,
         chunk_size: options.chunk_size,
-        kdf: options.kdf,
+        kdf: header.passphrase_kdf(),
+        key_slots: header.slots().iter().map(ToString::to_string).collect(),
         tool_version: format!("sstore {}", env!("CARGO_PKG_VERSION")),
         started: entry.started.clone(),
         finished: super::super::now_rfc3339(),
         requested_by: entry.requested_by.clone(),
     };
     events.info(format!(
-        "encrypted {plaintext_size} bytes into {backup_size} bytes ({}, AES-256-GCM, {})",
-        manifest.compression, options.kdf
+        "encrypted {plaintext_size} bytes into {backup_size} bytes ({}, AES-256-GCM); it opens with {}",
+        manifest.compression,
+        header.opens_with()
     ));
 
     let staged = File::open(&staged_path).map_err(BackupError::io(&staged_path))?;
@@ -185,7 +183,7 @@ fn stage(
         staged,
         &staged_path.display().to_string(),
         &manifest,
-        passphrase,
+        Keys::read_back(&read_back),
         std::io::sink(),
     )?;
     events.info("staged copy read back and verified");
