@@ -62,6 +62,7 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         events: progress::observers(args.json, args.verbose),
         resume_only: args.resume,
         force: args.force,
+        stop: Default::default(),
     };
     let report = backup::run_job(&job, keys.as_ref(), &options).await?;
 

@@ -94,6 +94,12 @@ pub enum BackupError {
     SameDestinationTwice { name: String, location: String },
     #[error("backup {id} did not reach every destination{}", failed_list(failed))]
     NotEveryDestination { id: String, failed: Vec<String> },
+    #[error(
+        "backup {id} was stopped before it reached every destination; the next `sstore backup` on the same staging folder resumes it"
+    )]
+    Stopped { id: String },
+    #[error("backup {id} was cancelled by {by}; nothing of it was listed")]
+    Cancelled { id: String, by: String },
     #[error("{file} cannot be read: {reason}")]
     Unreadable { file: String, reason: String },
     /// A worker thread or task of the job stopped without an answer (a panic): a defect.

@@ -25,13 +25,18 @@ pub enum JobState {
     Succeeded,
     PartiallySucceeded,
     Failed,
+    /// An operator cancelled it; nothing it did is listed.
+    Cancelled,
 }
 
 impl JobState {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            JobState::Succeeded | JobState::PartiallySucceeded | JobState::Failed
+            JobState::Succeeded
+                | JobState::PartiallySucceeded
+                | JobState::Failed
+                | JobState::Cancelled
         )
     }
 }
@@ -46,6 +51,7 @@ impl std::fmt::Display for JobState {
             JobState::Succeeded => "succeeded",
             JobState::PartiallySucceeded => "partially succeeded",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         })
     }
 }

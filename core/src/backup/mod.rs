@@ -29,6 +29,7 @@ mod restore;
 pub mod retry;
 pub mod select;
 pub mod status;
+mod stop;
 pub mod target_lock;
 mod tree;
 mod verify;
@@ -54,6 +55,7 @@ pub use restore::{RestoreMethod, RestoreReport, RestoreRequest, run_restore};
 pub use retry::RetryPolicy;
 pub use select::Selection;
 pub use status::JobsStatus;
+pub use stop::{StopReason, StopSignal};
 pub use tree::StoreTree;
 pub use verify::{VerifyReport, run_verify};
 

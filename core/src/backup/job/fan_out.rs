@@ -1,12 +1,13 @@
 //! Step 4: fan out. The staged backup goes to every locked destination at once, at most
 //! `[transfer] concurrency` at a time ([`super::send`] does one); each copy's state, attempts
 //! and bytes are kept in the job record as it goes. The locks stay held: settling lists the
-//! backup and releases them.
+//! backup and releases them. A stop request abandons the transfers still running (nothing
+//! partial is visible: every put publishes atomically).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::super::{BackupError, CopyState, EventSink, JobLog, JobState};
+use super::super::{BackupError, CopyState, EventSink, JobLog, JobState, StopSignal};
 use super::TransferOptions;
 use super::lock::Locked;
 use super::send::{CopyJob, send_copy};
@@ -21,7 +22,8 @@ pub(crate) struct CopyOutcome {
 }
 
 /// Sends `staged` to every destination in `ready`. Returns each one's outcome (in the order
-/// given) and the first error.
+/// given) and the first error. A copy abandoned because the job was stopped fails with the
+/// stop's reason.
 pub(crate) async fn fan_out(
     ready: Vec<Locked>,
     staged: Arc<StagedBackup>,
@@ -29,12 +31,15 @@ pub(crate) async fn fan_out(
     tracker: &Arc<Tracker>,
     events: &EventSink,
     log: &JobLog,
+    stop: &StopSignal,
 ) -> (Vec<CopyOutcome>, Option<BackupError>) {
     tracker.set_state(JobState::Transferring);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(transfer.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, locked) in ready.into_iter().enumerate() {
-        let name = locked.dest.name.clone();
+    let mut results: Vec<Option<Result<(), String>>> = ready.iter().map(|_| None).collect();
+    for (index, locked) in ready.iter().enumerate() {
+        let dest = locked.dest.clone();
+        let name = dest.name.clone();
         let on_state = {
             let (tracker, name) = (tracker.clone(), name.clone());
             Arc::new(move |state| tracker.set_copy(&name, state, None))
@@ -55,10 +60,10 @@ pub(crate) async fn fan_out(
             tracker.set_copy(&name, CopyState::Transferring, None);
             events.info(format!(
                 "{name}: sending to {}/{}",
-                locked.dest.dir.location(),
+                dest.dir.location(),
                 copy.staged.folder
             ));
-            let result = send_copy(&locked.dest, &copy).await;
+            let result = send_copy(&dest, &copy).await;
             tracker.count_transfer(
                 &name,
                 copy.attempts.load(Ordering::Relaxed),
@@ -68,23 +73,32 @@ pub(crate) async fn fan_out(
                 events.error(format!("{name}: copy failed: {e}"));
                 tracker.set_copy(&name, CopyState::Failed, Some(e.to_string()));
             }
-            (index, locked, result)
+            (index, result)
         });
     }
-    let mut outcomes = Vec::new();
     let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
+    let mut stopping = false;
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            () = stop.stopped(), if !stopping => {
+                stopping = true;
+                tasks.abort_all();
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         match joined {
-            Ok((index, locked, result)) => {
-                let result = result.map_err(|e| {
+            Ok((index, result)) => {
+                results[index] = Some(result.map_err(|e| {
                     let message = e.to_string();
                     first_error.get_or_insert(e);
                     message
-                });
-                outcomes.push((index, CopyOutcome { locked, result }));
+                }));
             }
-            // A panicked copy task lost its lock guard too; its copy stays unfinished in the
-            // record and the next run resumes it.
+            Err(e) if e.is_cancelled() => {}
+            // A copy task that panicked: its copy stays unfinished in the record and the next
+            // run resumes it.
             Err(e) => {
                 first_error.get_or_insert(BackupError::Task(format!(
                     "a transfer stopped unexpectedly: {e}"
@@ -92,9 +106,17 @@ pub(crate) async fn fan_out(
             }
         }
     }
-    outcomes.sort_by_key(|(index, _)| *index);
-    (
-        outcomes.into_iter().map(|(_, outcome)| outcome).collect(),
-        first_error,
-    )
+    let unfinished = match stop.reason() {
+        Some((_, by)) => format!("stopped by {by}"),
+        None => "the transfer stopped unexpectedly".to_owned(),
+    };
+    let outcomes = ready
+        .into_iter()
+        .zip(results)
+        .map(|(locked, result)| CopyOutcome {
+            locked,
+            result: result.unwrap_or_else(|| Err(unfinished.clone())),
+        })
+        .collect();
+    (outcomes, first_error)
 }

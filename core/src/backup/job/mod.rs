@@ -28,7 +28,8 @@ pub use send::Destination;
 use super::journal::{JobJournal, JobRecord, JobState};
 use super::retry::RetryPolicy;
 use super::{
-    BackupDirectory, BackupError, BackupKeys, EventSink, HistoryEntry, JobLock, Manifest, StoreTree,
+    BackupDirectory, BackupError, BackupKeys, EventSink, HistoryEntry, JobLock, Manifest,
+    StopSignal, StoreTree,
 };
 use crate::format::{Compression, DEFAULT_CHUNK_SIZE};
 use crate::kdf::KdfParams;
@@ -99,6 +100,8 @@ pub struct BackupJob {
     pub resume_only: bool,
     /// Stage even when the staging disk looks too small.
     pub force: bool,
+    /// Lets a front end cancel the job, or stop it to be resumed later.
+    pub stop: StopSignal,
 }
 
 /// The outcome of one job (a new one, or a resumed one).
@@ -168,6 +171,7 @@ pub async fn run_backup(
         events: events.clone(),
         resume_only: false,
         force: false,
+        stop: StopSignal::default(),
     };
     let keys = BackupKeys::passphrase(passphrase.clone());
     let report = run_job(&job, Some(&keys), options).await?;

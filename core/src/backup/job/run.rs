@@ -76,6 +76,11 @@ impl<'a> JobRun<'a> {
             let error = first_failure.unwrap_or(BackupError::NoDestination);
             return run.settle(None, entry, Vec::new(), Some(error)).await;
         }
+        // Asked to stop before anything was staged: nothing to resume, the job ends here.
+        if let Some((_, by)) = job.stop.reason() {
+            let outcomes = run.fail_all(locked.ready, &format!("stopped by {by} before staging"));
+            return run.settle(None, entry, outcomes, None).await;
+        }
 
         let staged_dir = job.staging.join(&id);
         let staged = match stage_backup(
@@ -95,21 +100,7 @@ impl<'a> JobRun<'a> {
                 let _ = std::fs::remove_dir_all(&staged_dir);
                 let message = err.to_string();
                 entry.failure_message = Some(message.clone());
-                let outcomes = locked
-                    .ready
-                    .into_iter()
-                    .map(|locked| {
-                        run.tracker.set_copy(
-                            &locked.dest.name,
-                            CopyState::Failed,
-                            Some(message.clone()),
-                        );
-                        CopyOutcome {
-                            locked,
-                            result: Err(message.clone()),
-                        }
-                    })
-                    .collect();
+                let outcomes = run.fail_all(locked.ready, &message);
                 return run.settle(None, entry, outcomes, Some(err)).await;
             }
         };
@@ -226,6 +217,24 @@ impl<'a> JobRun<'a> {
         }
     }
 
+    /// Every locked destination's copy fails with `message` (nothing was sent).
+    fn fail_all(&self, ready: Vec<lock::Locked>, message: &str) -> Vec<CopyOutcome> {
+        ready
+            .into_iter()
+            .map(|locked| {
+                self.tracker.set_copy(
+                    &locked.dest.name,
+                    CopyState::Failed,
+                    Some(message.to_owned()),
+                );
+                CopyOutcome {
+                    locked,
+                    result: Err(message.to_owned()),
+                }
+            })
+            .collect()
+    }
+
     fn announce(&self, destinations: &[String], resumed: bool) {
         let record = self.tracker.snapshot();
         self.events.emit(JobEvent::Started {
@@ -248,6 +257,7 @@ impl<'a> JobRun<'a> {
             &self.tracker,
             &self.events,
             &self.log,
+            &self.job.stop,
         )
         .await
     }
@@ -265,6 +275,7 @@ impl<'a> JobRun<'a> {
             log: &self.log,
             transfer: &self.job.transfer,
             clock: self.clock,
+            stop: &self.job.stop,
         };
         settle(settling, staged, entry, outcomes, error).await
     }

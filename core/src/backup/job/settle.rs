@@ -2,7 +2,8 @@
 //! one entry for this job: the backup, listed, where its copy verified; the failure (with the
 //! job log beside it) where it did not. Then the locks are released, the job's final state is
 //! decided ([`final_state`], a pure function), the staged copy is removed (or kept for a later
-//! run), and the summary is reported.
+//! run), and the summary is reported. A job stopped for a shutdown settles nothing: it releases
+//! its locks and stays pending, to be resumed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use super::super::directory::LOG_FILE;
 use super::super::{
     BackupDirectory, BackupError, CopyRecord, CopyState, EventSink, HistoryEntry, JobEvent, JobLog,
-    JobState, JobStatus,
+    JobState, JobStatus, StopReason, StopSignal,
 };
 use super::fan_out::CopyOutcome;
 use super::lock;
@@ -20,13 +21,17 @@ use super::tracker::Tracker;
 use super::{JobOutcome, TransferOptions};
 use crate::target::{self, PutMode};
 
-/// The job's final state: `succeeded` when the backup was staged and every copy is listed,
-/// `partially succeeded` when some are, `failed` otherwise (nothing staged, or no copy).
-pub(crate) fn final_state(staged: bool, copies: &[CopyRecord]) -> JobState {
+/// The job's final state: `cancelled` when an operator cancelled it, `succeeded` when the
+/// backup was staged and every copy is listed, `partially succeeded` when some are, `failed`
+/// otherwise (nothing staged, or no copy).
+pub(crate) fn final_state(staged: bool, copies: &[CopyRecord], cancelled: bool) -> JobState {
     let listed = copies
         .iter()
         .filter(|c| c.state == CopyState::Succeeded)
         .count();
+    if cancelled {
+        return JobState::Cancelled;
+    }
     match (staged, listed) {
         (true, n) if n > 0 && n == copies.len() => JobState::Succeeded,
         (true, n) if n > 0 => JobState::PartiallySucceeded,
@@ -41,6 +46,7 @@ pub(crate) struct Settling<'a> {
     pub log: &'a JobLog,
     pub transfer: &'a TransferOptions,
     pub clock: Instant,
+    pub stop: &'a StopSignal,
 }
 
 /// Settles the job: lists or records the failure on every destination that was locked,
@@ -52,6 +58,11 @@ pub(crate) async fn settle(
     outcomes: Vec<CopyOutcome>,
     error: Option<BackupError>,
 ) -> JobOutcome {
+    if let Some((StopReason::ShutDown, _)) = s.stop.reason()
+        && staged.is_some()
+    {
+        return leave_to_resume(s, staged, entry, outcomes).await;
+    }
     // The copies as they will be listed: the ones that verified, and the rest as they are.
     let mut copies = s.tracker.snapshot().copies;
     for outcome in outcomes.iter().filter(|o| o.result.is_ok()) {
@@ -120,6 +131,35 @@ fn done_failed(events: &EventSink, name: &str, message: String) {
     });
 }
 
+/// A job stopped for a shutdown with its backup staged: the locks are released, the record
+/// stays as it is (pending), and the next run resumes it from the staged copy.
+async fn leave_to_resume(
+    s: Settling<'_>,
+    staged: Option<Arc<StagedBackup>>,
+    entry: HistoryEntry,
+    outcomes: Vec<CopyOutcome>,
+) -> JobOutcome {
+    for outcome in outcomes {
+        lock::release(&outcome.locked.dest, outcome.locked.lock, s.events).await;
+    }
+    let record = s.tracker.snapshot();
+    s.events.warn(format!(
+        "backup {} stopped ({}); the staged copy stays in {} and the next run resumes it",
+        record.id,
+        s.stop.reason().map_or("stopped", |(_, by)| by),
+        record.staging.display()
+    ));
+    let _ = std::fs::write(record.staging.join(LOG_FILE), s.log.render());
+    JobOutcome {
+        error: Some(BackupError::Stopped {
+            id: record.id.clone(),
+        }),
+        manifest: staged.map(|s| s.manifest.clone()),
+        record,
+        entry,
+    }
+}
+
 /// Best effort: the job log where the folder would be, and the failure in the history.
 async fn record_failure(dir: &BackupDirectory, entry: &HistoryEntry, message: &str, log: &JobLog) {
     if let Ok(key) = dir.object(&entry.folder, LOG_FILE) {
@@ -149,7 +189,8 @@ fn conclude(
     error: Option<BackupError>,
 ) -> JobOutcome {
     let record = s.tracker.snapshot();
-    let state = final_state(staged.is_some(), &record.copies);
+    let cancelled = s.stop.reason().is_some();
+    let state = final_state(staged.is_some(), &record.copies, cancelled);
     let listed = record.succeeded_copies().count();
     match state {
         JobState::Succeeded => s.events.info(format!(
@@ -160,6 +201,11 @@ fn conclude(
             "backup {} partially succeeded: {listed} of {} destinations have it",
             record.id,
             record.copies.len()
+        )),
+        JobState::Cancelled => s.events.warn(format!(
+            "backup {} cancelled ({}); nothing was listed",
+            record.id,
+            s.stop.reason().map_or("stopped", |(_, by)| by)
         )),
         _ => s.events.error(format!("backup {} failed", record.id)),
     }
@@ -177,7 +223,7 @@ fn conclude(
     let record = s.tracker.snapshot();
 
     let staged_dir = record.staging.clone();
-    if state == JobState::Succeeded && !s.transfer.keep_local {
+    if state == JobState::Cancelled || (state == JobState::Succeeded && !s.transfer.keep_local) {
         let _ = std::fs::remove_dir_all(&staged_dir);
     } else if state == JobState::Succeeded {
         let _ = std::fs::remove_file(staged_dir.join(STAGED_RECORD));
@@ -208,6 +254,13 @@ fn conclude(
     }
     let error = match state {
         JobState::Succeeded => None,
+        JobState::Cancelled => Some(BackupError::Cancelled {
+            id: record.id.clone(),
+            by: s
+                .stop
+                .reason()
+                .map_or_else(String::new, |(_, by)| by.to_owned()),
+        }),
         _ => Some(error.unwrap_or_else(|| BackupError::NotEveryDestination {
             id: record.id.clone(),
             failed: record.unfinished_copies().map(|c| c.name.clone()).collect(),
@@ -259,10 +312,11 @@ mod tests {
         for (staged, states, expected) in cases {
             let copies: Vec<CopyRecord> = states.iter().map(|s| copy(*s)).collect();
             assert_eq!(
-                final_state(*staged, &copies),
+                final_state(*staged, &copies, false),
                 *expected,
                 "staged {staged}, copies {states:?}"
             );
+            assert_eq!(final_state(*staged, &copies, true), JobState::Cancelled);
         }
     }
 }
