@@ -34,6 +34,12 @@ pub struct Config {
     pub backup: BackupSection,
     #[serde(default)]
     pub transfer: TransferSection,
+    /// `[serve]`: the backup service (`sstore serve`).
+    #[serde(default)]
+    pub serve: ServeSection,
+    /// Timer jobs: `[[schedule]] name = "nightly" cron = "0 2 * * *" ...`.
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<crate::schedule::ScheduleConfig>,
     /// Named targets: `[[target]] name = "nas" kind = "smb" ...`.
     #[serde(default, rename = "target")]
     targets: Vec<toml::Table>,
@@ -87,6 +93,42 @@ pub struct TransferSection {
     pub deadline_secs: Option<u64>,
     /// How long a target's readiness check may take in a preflight (default 30).
     pub readiness_timeout_secs: Option<u64>,
+}
+
+/// `[serve]`: how `sstore serve` listens, who may use it, and where an unattended service
+/// finds the secrets it needs (never at a prompt).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// `ADDR:PORT` (default `127.0.0.1:7443`).
+    pub listen: Option<String>,
+    /// TLS certificate and key (PEM). Without them the service generates a self-signed
+    /// certificate beside the config (or in its state folder) and prints its fingerprint.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only on a loopback address, unless `insecure_listen`).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// Allow a non-loopback address without TLS (not recommended).
+    #[serde(default)]
+    pub insecure_listen: bool,
+    /// The operators file (owner-only; default `operators.json` beside the config, or in the
+    /// state folder).
+    pub operators: Option<PathBuf>,
+    /// The service's own files: state, certificate, audit log (default
+    /// `sstore/service` in the platform's data folder).
+    pub state: Option<PathBuf>,
+    /// Owner-only files holding the store passphrase and the backup passphrase (else
+    /// `SSTORE_PASSPHRASE` / `SSTORE_BACKUP_PASSPHRASE`, or `$CREDENTIALS_DIRECTORY`).
+    pub store_passphrase_file: Option<PathBuf>,
+    pub backup_passphrase_file: Option<PathBuf>,
+    /// Folders a job requested through the API may use as a directory or restore into
+    /// (besides configured targets and the `[backup] directory`). Empty: none.
+    #[serde(default)]
+    pub allowed_paths: Vec<PathBuf>,
+    /// How often the store is checked for a Master Key change made outside the service
+    /// (default 30 s).
+    pub key_check_secs: Option<u64>,
 }
 
 /// A `[[target]]` entry: its name, kind, optional URL, and the kind's own settings.
@@ -161,6 +203,21 @@ impl Config {
         config.plugins = config.plugins.map(|p| base.join(p));
         config.backup.staging = config.backup.staging.map(|p| base.join(p));
         config.backup.jobs = config.backup.jobs.map(|p| base.join(p));
+        let serve = &mut config.serve;
+        for path in [
+            &mut serve.tls_cert,
+            &mut serve.tls_key,
+            &mut serve.operators,
+            &mut serve.state,
+            &mut serve.store_passphrase_file,
+            &mut serve.backup_passphrase_file,
+        ] {
+            *path = path.take().map(|p| base.join(p));
+        }
+        serve.allowed_paths = std::mem::take(&mut serve.allowed_paths)
+            .into_iter()
+            .map(|p| base.join(p))
+            .collect();
         config.backup.directory = config.backup.directory.map(|d| {
             let is_local = !d.contains("://") && !d.starts_with("\\\\");
             if is_local && Path::new(&d).is_relative() && !names_target(&config.targets, &d) {

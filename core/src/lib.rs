@@ -16,6 +16,7 @@ pub mod kdf;
 pub mod locations;
 mod random;
 pub mod recipient;
+pub mod schedule;
 pub mod secret;
 pub mod store;
 

@@ -1,0 +1,1 @@
+//! `sstore serve`: the backup service.
