@@ -129,6 +129,10 @@ pub struct ServeSection {
     /// How often the store is checked for a Master Key change made outside the service
     /// (default 30 s).
     pub key_check_secs: Option<u64>,
+    /// Identity files (owner-only) the service may use to verify and restore backups written
+    /// to recipients. Leave empty to keep the service unable to read any backup.
+    #[serde(default)]
+    pub identity_files: Vec<PathBuf>,
 }
 
 /// A `[[target]]` entry: its name, kind, optional URL, and the kind's own settings.
@@ -215,6 +219,10 @@ impl Config {
             *path = path.take().map(|p| base.join(p));
         }
         serve.allowed_paths = std::mem::take(&mut serve.allowed_paths)
+            .into_iter()
+            .map(|p| base.join(p))
+            .collect();
+        serve.identity_files = std::mem::take(&mut serve.identity_files)
             .into_iter()
             .map(|p| base.join(p))
             .collect();

@@ -75,6 +75,7 @@ impl Fixture {
             destination: self.store.clone(),
             force: true,
             store_passphrase: None,
+            requested_by: None,
         };
         let err = run_restore(&self.dir, &request, passphrase, &EventSink::default())
             .await
@@ -201,6 +202,7 @@ async fn every_kind_of_damage_has_its_own_error() {
         destination: f.store.with_file_name("copy.db"),
         force: false,
         store_passphrase: None,
+        requested_by: None,
     };
     run_restore(&f.dir, &request, &passphrase(), &EventSink::default())
         .await

@@ -143,6 +143,7 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
             resume_only: true,
             force: false,
             stop: Default::default(),
+            requested_by: None,
         };
         let report = run_job(&job, None, &options).await.unwrap();
         let resumed = report.resumed.unwrap();

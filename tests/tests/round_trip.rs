@@ -42,6 +42,7 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
         destination: restored.clone(),
         force: false,
         store_passphrase: Some(passphrase()),
+        requested_by: None,
     };
     let restore = run_restore(&dir, &request, &passphrase(), &EventSink::default())
         .await
@@ -121,6 +122,7 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
         destination: store_path.clone(),
         force: true,
         store_passphrase: None,
+        requested_by: None,
     };
     run_restore(&dir, &request, &passphrase(), &EventSink::default())
         .await

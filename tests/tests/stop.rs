@@ -52,6 +52,7 @@ fn slow_job(
         resume_only: false,
         force: false,
         stop,
+        requested_by: None,
     };
     (job, transferring)
 }
@@ -157,6 +158,7 @@ async fn a_job_stopped_for_a_shutdown_is_resumed_by_the_next_run() {
         resume_only: true,
         force: false,
         stop: StopSignal::default(),
+        requested_by: None,
     };
     let report = run_job(&job, None, &fast_options()).await.unwrap();
     let resumed = report.resumed.unwrap();

@@ -56,6 +56,7 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
         destination,
         force: args.force,
         store_passphrase: passphrase::store_given(ctx.global.passphrase_file.as_deref())?,
+        requested_by: None,
     };
     let events = crate::progress::log_lines(args.verbose);
     let report = backup::run_restore(&dir, &request, &keys, &events).await?;

@@ -63,6 +63,7 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
         resume_only: args.resume,
         force: args.force,
         stop: Default::default(),
+        requested_by: None,
     };
     let report = backup::run_job(&job, keys.as_ref(), &options).await?;
 

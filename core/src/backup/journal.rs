@@ -114,6 +114,9 @@ pub struct JobRecord {
     pub staging: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_size: Option<u64>,
+    /// The Master Key generation in the backup (known once staged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_generation: Option<u64>,
     /// Average transfer rate over the whole job, MiB/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_mib_s: Option<f64>,
@@ -301,6 +304,7 @@ mod tests {
             finished: String::new(),
             staging: "/tmp/s".into(),
             backup_size: None,
+            key_generation: None,
             rate_mib_s: None,
             warnings: 0,
             errors: 0,

@@ -50,7 +50,7 @@ pub use keys::{BackupKeys, OpenKeys};
 pub use lock::JobLock;
 pub use manifest::Manifest;
 pub use preflight::{Check, CheckStatus, PreflightRequest, preflight};
-pub use prune::{PruneReport, PruneRules, run_prune};
+pub use prune::{PruneReport, PruneRules, run_prune, run_prune_as};
 pub use restore::{RestoreMethod, RestoreReport, RestoreRequest, run_restore};
 pub use retry::RetryPolicy;
 pub use select::Selection;

@@ -111,13 +111,25 @@ pub async fn run_prune(
     dry_run: bool,
     log: &EventSink,
 ) -> Result<PruneReport, BackupError> {
+    run_prune_as(dir, rules, dry_run, None, log).await
+}
+
+/// [`run_prune`] on behalf of `requested_by` (an operator, `schedule:NAME`), as the history
+/// records it; `None`: this process's `user@host`.
+pub async fn run_prune_as(
+    dir: &BackupDirectory,
+    rules: &PruneRules,
+    dry_run: bool,
+    requested_by: Option<&str>,
+    log: &EventSink,
+) -> Result<PruneReport, BackupError> {
     let job_id = format!("prune-{}", crate::random::hex_id::<8>());
     let lock = if dry_run {
         None
     } else {
         Some(TargetLock::acquire(dir, &job_id, None).await?)
     };
-    let result = prune_locked(dir, rules, dry_run, log, &job_id).await;
+    let result = prune_locked(dir, rules, dry_run, log, &job_id, requested_by).await;
     if let Some(lock) = lock
         && let Err(e) = lock.release().await
     {
@@ -135,6 +147,7 @@ async fn prune_locked(
     dry_run: bool,
     log: &EventSink,
     job_id: &str,
+    requested_by: Option<&str>,
 ) -> Result<PruneReport, BackupError> {
     let mut history = dir.load_history().await?;
     let (kept, remove) = plan(&history.entries, rules);
@@ -185,6 +198,7 @@ async fn prune_locked(
         status: JobStatus::Succeeded,
         backup_size: Some(report.freed_bytes),
         removed: remove.iter().map(|e| e.folder.clone()).collect(),
+        requested_by: requested_by.map_or_else(super::requested_by, str::to_owned),
         ..HistoryEntry::begin(
             JobKind::Prune,
             job_id.to_owned(),

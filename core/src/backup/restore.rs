@@ -42,6 +42,8 @@ pub struct RestoreRequest {
     pub force: bool,
     /// When given, the restored store is checked to open with it.
     pub store_passphrase: Option<Passphrase>,
+    /// Who asked, as recorded in the history; `None`: this process's `user@host`.
+    pub requested_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +143,10 @@ pub async fn run_restore(
         key_generation: Some(manifest.master_key_generation),
         backup_id: Some(backup.id.clone()),
         restored_to: Some(dest.display().to_string()),
+        requested_by: request
+            .requested_by
+            .clone()
+            .unwrap_or_else(super::requested_by),
         ..HistoryEntry::begin(
             JobKind::Restore,
             crate::random::hex_id::<16>(),

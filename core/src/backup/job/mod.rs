@@ -102,6 +102,9 @@ pub struct BackupJob {
     pub force: bool,
     /// Lets a front end cancel the job, or stop it to be resumed later.
     pub stop: StopSignal,
+    /// Who asked, as recorded in the journal and the history (an operator, `schedule:NAME`);
+    /// `None`: this process's `user@host`.
+    pub requested_by: Option<String>,
 }
 
 /// The outcome of one job (a new one, or a resumed one).
@@ -172,6 +175,7 @@ pub async fn run_backup(
         resume_only: false,
         force: false,
         stop: StopSignal::default(),
+        requested_by: None,
     };
     let keys = BackupKeys::passphrase(passphrase.clone());
     let report = run_job(&job, Some(&keys), options).await?;

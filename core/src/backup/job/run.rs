@@ -107,8 +107,10 @@ impl<'a> JobRun<'a> {
         run.tracker
             .keep_beside_staged_copy(staged_dir.join(STAGED_RECORD));
         fill_entry(&mut entry, &staged.manifest);
-        run.tracker
-            .update(|r| r.backup_size = Some(staged.manifest.backup_size));
+        run.tracker.update(|r| {
+            r.backup_size = Some(staged.manifest.backup_size);
+            r.key_generation = Some(staged.manifest.master_key_generation);
+        });
         let (outcomes, error) = run.fan_out(locked.ready, staged.clone()).await;
         run.settle(Some(staged), entry, outcomes, first_failure.or(error))
             .await
@@ -291,12 +293,16 @@ fn new_record(job: &BackupJob, item: &str) -> JobRecord {
         state: JobState::Queued,
         item: item.to_owned(),
         folder: String::new(),
-        requested_by: super::super::requested_by(),
+        requested_by: job
+            .requested_by
+            .clone()
+            .unwrap_or_else(super::super::requested_by),
         host: journal::host_name(),
         pid: std::process::id(),
         started: super::super::now_rfc3339(),
         finished: String::new(),
         backup_size: None,
+        key_generation: None,
         rate_mib_s: None,
         warnings: 0,
         errors: 0,
