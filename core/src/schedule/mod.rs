@@ -267,7 +267,7 @@ impl Schedule {
                 let cron = CronTrigger::parse(expression, timezone).map_err(|reason| {
                     invalid("cron", format!("= \"{expression}\" is not valid: {reason}"))
                 })?;
-                Trigger::Cron(cron)
+                Trigger::Cron(Box::new(cron))
             }
         };
 
@@ -835,5 +835,12 @@ mod tests {
             human_duration(Duration::from_secs(2 * 86_400 + 7 * 3600)),
             "2d 7h"
         );
+        let now = datetime!(2025-03-01 12:00 UTC);
+        assert_eq!(relative(now, now), "now");
+        assert_eq!(
+            relative(now + time::Duration::minutes(312), now),
+            "in 5h 12m"
+        );
+        assert_eq!(relative(now - time::Duration::days(3), now), "3d ago");
     }
 }

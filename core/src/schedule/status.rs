@@ -88,8 +88,10 @@ pub struct SchedulesStatus {
     pub unreadable_records: Vec<PathBuf>,
 }
 
-/// The status of every schedule in `config`, from its job journal, at `now`.
+/// The status of every schedule in `config`, from its job journal, at `now` (to the second,
+/// like the journal's times).
 pub fn read_status(config: &Config, now: OffsetDateTime) -> Result<SchedulesStatus, ScheduleError> {
+    let now = now.replace_nanosecond(0).unwrap_or(now);
     let schedules = schedules(config)?;
     if schedules.is_empty() {
         return Ok(SchedulesStatus::default());
