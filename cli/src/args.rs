@@ -78,6 +78,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// Break a stale lock left on a backup directory or target by a job that is gone
     Unlock(UnlockArgs),
+    /// List the timer jobs ([[schedule]] in the config): next run, last run and its outcome, staleness (the service need not run)
+    Schedules(crate::commands::schedules::SchedulesArgs),
 }
 
 #[derive(Debug, Args)]

@@ -247,6 +247,7 @@ impl Config {
             text.parse::<crate::recipient::Recipient>()
                 .map_err(|e| invalid(format!("[backup] recipients: {e}")))?;
         }
+        crate::schedule::parse_schedules(&config.schedules).map_err(|e| invalid(e.to_string()))?;
         config.path = Some(path.to_owned());
         Ok(config)
     }
