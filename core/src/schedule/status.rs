@@ -202,6 +202,7 @@ mod tests {
             finished: finished.into(),
             staging: PathBuf::from("/nowhere"),
             backup_size: None,
+            key_generation: None,
             rate_mib_s: None,
             warnings: 0,
             errors: 0,
