@@ -6,6 +6,7 @@ mod backup_key;
 mod cred;
 mod job;
 mod maintain;
+mod operator;
 mod store;
 mod targets;
 
@@ -115,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::History(args) => backup::history(&ctx, args).await,
         Command::Verify(args) => backup::verify(&ctx, args).await,
         Command::Targets(args) => targets::run(&ctx, args).await,
+        Command::Operator(cmd) => operator::run(&ctx, cmd),
     }
 }
 
