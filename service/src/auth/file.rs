@@ -94,6 +94,25 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Takes an exclusive advisory lock on `path` (created owner-only when missing, with its
+/// folder), held until the returned file is dropped. Serialises writers in different processes
+/// (two `sstore operator` commands at once); readers do not take it.
+pub fn lock_exclusive(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        fsutil::create_private_dir_all(parent)?;
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
 /// Opens `path` for appending, creating it owner-only (and its folder) when missing.
 pub fn open_append_owner_only(path: &Path) -> io::Result<File> {
     if let Some(parent) = path.parent()

@@ -299,12 +299,28 @@ impl OperatorStore {
         Ok(true)
     }
 
-    /// Applies `change` to the file as it is on disk now, then replaces the file.
+    /// The lock file that serialises writers: `.NAME.lock` beside the file.
+    fn lock_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.lock"))
+    }
+
+    /// Applies `change` to the file as it is on disk now (under the writers' lock, so two
+    /// processes changing it at once both keep their change), then replaces the file.
     fn modify<T>(
         &self,
         change: impl FnOnce(&mut OperatorsFile) -> Result<T, OperatorError>,
     ) -> Result<T, OperatorError> {
         let mut state = self.lock();
+        let lock_path = self.lock_path();
+        let _writer = file::lock_exclusive(&lock_path).map_err(|source| OperatorError::Write {
+            path: lock_path.clone(),
+            source,
+        })?;
         self.refresh(&mut state, true)?;
         let mut file = state.file.clone();
         file.version = FILE_VERSION;
@@ -736,6 +752,28 @@ mod tests {
             cli.remove("alice"),
             Err(OperatorError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn writers_in_parallel_keep_every_change() {
+        let (_dir, store) = store();
+        let path = store.path().to_owned();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Each thread its own store, as separate processes would have.
+                    let mine = OperatorStore::open(&path).unwrap();
+                    for i in 0..3 {
+                        mine.add(&format!("op{t}-{i}"), Role::Viewer, PW).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.list().unwrap().len(), 12);
     }
 
     #[test]
