@@ -80,6 +80,41 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// List the timer jobs ([[schedule]] in the config): next run, last run and its outcome, staleness (the service need not run)
     Schedules(crate::commands::schedules::SchedulesArgs),
+    /// Manage who may use `sstore serve`: operators, their roles, passwords and API tokens
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+/// `sstore operator ...`: the operators file is `[serve] operators` in the config, else
+/// `operators.json` beside the config file, else in `sstore/service` in the platform data folder.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; the password (at least 12 characters) is asked twice on a terminal, else read from the first line of stdin
+    Add {
+        /// Lower-case letters, digits, '.', '_' and '-', up to 64 characters
+        name: String,
+        /// admin: everything; operator: run backups, verify, prune, schedules, restore to a new file, read everything; viewer: read only
+        #[arg(long, value_enum)]
+        role: OperatorRole,
+    },
+    /// Make a new API token for an operator and print it once (scripts send it as `Authorization: Bearer TOKEN`)
+    Token { name: String },
+    /// List the operators with their role, number of API tokens and creation time
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an operator and its API tokens; its sessions and tokens stop working at once
+    Remove { name: String },
+    /// Set a new password for an operator (asked twice on a terminal, else the first line of stdin)
+    Passwd { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OperatorRole {
+    Admin,
+    Operator,
+    Viewer,
 }
 
 #[derive(Debug, Args)]

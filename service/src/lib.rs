@@ -1,1 +1,3 @@
 //! `sstore serve`: the backup service.
+
+pub mod auth;

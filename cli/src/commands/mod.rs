@@ -7,6 +7,7 @@ mod cred;
 mod job;
 mod maintain;
 pub(crate) mod schedules;
+mod operator;
 mod store;
 mod targets;
 
@@ -117,6 +118,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Verify(args) => backup::verify(&ctx, args).await,
         Command::Targets(args) => targets::run(&ctx, args).await,
         Command::Schedules(args) => schedules::run(&ctx, args),
+        Command::Operator(cmd) => operator::run(&ctx, cmd),
     }
 }
 
