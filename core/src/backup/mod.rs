@@ -67,6 +67,11 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// A new random job id (32 hex digits).
+pub fn new_job_id() -> String {
+    crate::random::hex_id::<16>()
+}
+
 /// `user@host` of the process, recorded as "requested by".
 pub fn requested_by() -> String {
     let user = std::env::var("USER")
