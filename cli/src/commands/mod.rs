@@ -6,8 +6,8 @@ mod backup_key;
 mod cred;
 mod job;
 mod maintain;
-pub(crate) mod schedules;
 mod operator;
+pub(crate) mod schedules;
 mod store;
 mod targets;
 
