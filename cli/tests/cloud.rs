@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::{Sandbox, code, text};
-use sstore_conformance::services;
+use sstore_conformance::{services, unique};
 
 const S3: &[&str] = &[
     "SSTORE_TEST_S3_ENDPOINT",
@@ -33,14 +33,6 @@ const OPENDAL: &[&str] = &[
     "SSTORE_TEST_WEBDAV_USER",
     "SSTORE_TEST_WEBDAV_PASSWORD",
 ];
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
 
 fn secret_file(sandbox: &Sandbox, name: &str, secret: &str) -> String {
     use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Run-time plugins through the real binary: the example `sumfolder` plugin is built, loaded
 //! with `--plugin` and from a config's plugins folder, backed up to and restored from; broken,
-//! foreign and insecure plugin files are refused with clear messages; a panic inside the
-//! plugin becomes an error.
+//! foreign and insecure plugin files are refused with clear messages; a panic inside a plugin
+//! (the fault-injecting test plugin's) becomes an error.
 
 #![allow(clippy::unwrap_used)]
 
@@ -178,12 +178,14 @@ fn a_plugin_for_another_abi_version_is_refused() {
 fn a_panic_inside_the_plugin_is_an_error_not_a_crash() {
     let sandbox = Sandbox::new();
     sandbox.sample_store();
-    plugin(&sandbox);
+    // The fault-injecting test plugin, told to panic in every put.
+    install_plugin(&build_plugins().faulty, &sandbox.path("plugins"));
     let config = sandbox.path("sstore.toml");
     std::fs::write(
         &config,
         format!(
-            "plugins = \"plugins\"\n\n[[target]]\nname = \"flaky\"\nkind = \"sumfolder\"\npath = \"{}\"\npanic_on = \"put\"\n",
+            "plugins = \"plugins\"\n\n[[target]]\nname = \"flaky\"\nkind = \"faultyfolder\"\npath = \"{}\"\n\
+             faults = [{{ operation = \"put\", fault = \"panic\" }}]\n",
             sandbox.path("flaky").display()
         ),
     )

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::{Sandbox, text};
 use sstore_conformance::services::{self, Services};
+use sstore_conformance::unique;
 
 const KEYS: &[&str] = &[
     "SSTORE_TEST_SMB_PORT",
@@ -21,14 +22,6 @@ const KEYS: &[&str] = &[
     "SSTORE_TEST_SMB_DATA_DIR",
     "SSTORE_TEST_SMB_ENCRYPTED_DATA_DIR",
 ];
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("cli-{name}-{}-{nanos}", std::process::id())
-}
 
 /// `sstore ARGS` in the sandbox with the SMB password (and anything in `env`) set.
 fn smb_cmd(sandbox: &Sandbox, s: &Services, env: &[(&str, &str)], args: &[&str]) -> Command {
@@ -99,7 +92,7 @@ fn backup_to_a_unc_path_then_history_and_restore_from_it() {
     };
     let sandbox = Sandbox::new();
     sandbox.sample_store();
-    let folder = unique("unc");
+    let folder = unique("cli-unc");
     let unc = format!(r"\\127.0.0.1\{}\{folder}", s.get("SSTORE_TEST_SMB_SHARE"));
     let env = [
         ("SSTORE_SMB_USER", s.get("SSTORE_TEST_SMB_USER")),
@@ -164,7 +157,7 @@ fn a_configured_unc_target_with_its_port_and_an_smb_url_on_the_encrypting_server
     sandbox.sample_store();
 
     // A [[target]] with a UNC url and the port, user and password reference in the config.
-    let folder = unique("configured");
+    let folder = unique("cli-configured");
     let dir = sandbox.path("config/sstore");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -207,7 +200,7 @@ fn a_configured_unc_target_with_its_port_and_an_smb_url_on_the_encrypting_server
     // An smb:// URL with the user and port in it, on the server that requires encryption:
     // refused by the pure-Rust client before anything is written, with the build to use;
     // served by a build with libsmbclient.
-    let url_folder = unique("url");
+    let url_folder = unique("cli-url");
     let url = format!(
         "smb://{}@127.0.0.1:{}/{}/{url_folder}",
         s.get("SSTORE_TEST_SMB_USER"),

@@ -1,5 +1,6 @@
 //! The staging and transfer pipeline through the real binary: back up locally, then send to
-//! local-folder targets and to the example plugin (configured to fail or stall on command);
+//! local-folder targets, to the example plugin, and to the fault-injecting test plugin
+//! (`faultyfolder`, failing or stalling by the conformance kit's fault rules);
 //! partial results, retries, a killed transfer resumed, two jobs on one directory, JSON events,
 //! job history, restore and verify from a target, and prune.
 
@@ -18,10 +19,12 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Writes the sandbox's config: the plugins folder, fast retries, and `targets` (TOML).
+/// Writes the sandbox's config: the plugins folder (the example plugin and the fault plugin),
+/// fast retries, and `targets` (TOML).
 fn configure(sandbox: &Sandbox, targets: &str) {
     let plugins = sandbox.path("plugins");
     install_plugin(&build_plugins().sumfolder, &plugins);
+    install_plugin(&build_plugins().faulty, &plugins);
     let dir = sandbox.path("config/sstore");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -41,12 +44,30 @@ fn local_target(name: &str, path: &Path) -> String {
     )
 }
 
-fn plugin_target(name: &str, path: &Path, extra: &str) -> String {
+fn plugin_target(name: &str, path: &Path) -> String {
     format!(
-        "[[target]]\nname = \"{name}\"\nkind = \"sumfolder\"\npath = {:?}\n{extra}\n\n",
+        "[[target]]\nname = \"{name}\"\nkind = \"sumfolder\"\npath = {:?}\n\n",
         arg(path)
     )
 }
+
+/// A target of the fault plugin at `path`, with `faults` (the kit's rules, as a TOML array).
+fn faulty_target(name: &str, path: &Path, faults: &str) -> String {
+    format!(
+        "[[target]]\nname = \"{name}\"\nkind = \"faultyfolder\"\npath = {:?}\nfaults = [{faults}]\n\n",
+        arg(path)
+    )
+}
+
+/// The first two uploads of a backup file fail with a temporary error.
+const FAIL_TWO_BACKUP_PUTS: &str =
+    "{ operation = \"put\", key_suffix = \".bak\", times = 2, fault = \"temporary\" }";
+/// Every upload of a backup file is refused as permission denied (permanent).
+const REFUSE_BACKUP_PUTS: &str =
+    "{ operation = \"put\", key_suffix = \".bak\", fault = \"permanent\" }";
+/// Every chunk of a backup file waits a minute (a stalled server).
+const STALL_BACKUP_PUTS: &str =
+    "{ operation = \"put\", key_suffix = \".bak\", fault = \"slow-body\", ms = 60000 }";
 
 fn history_json(sandbox: &Sandbox, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["history", "--json"];
@@ -91,7 +112,7 @@ fn stage_locally_then_send_to_two_targets_and_restore_from_each() {
     let (nas, offsite) = (sandbox.path("nas"), sandbox.path("offsite"));
     configure(
         &sandbox,
-        &(local_target("nas", &nas) + &plugin_target("offsite", &offsite, "")),
+        &(local_target("nas", &nas) + &plugin_target("offsite", &offsite)),
     );
     let local = sandbox.backups();
     let out = sandbox.run(&[
@@ -169,8 +190,8 @@ fn transient_failures_are_retried_and_a_permanent_one_gives_a_partial_result() {
     let (flaky, readonly) = (sandbox.path("flaky"), sandbox.path("readonly"));
     configure(
         &sandbox,
-        &(plugin_target("flaky", &flaky, "fail_backup_puts = 2")
-            + &plugin_target("readonly", &readonly, "refuse_backup_puts = true")),
+        &(faulty_target("flaky", &flaky, FAIL_TWO_BACKUP_PUTS)
+            + &faulty_target("readonly", &readonly, REFUSE_BACKUP_PUTS)),
     );
 
     let local = sandbox.backups();
@@ -201,7 +222,7 @@ fn transient_failures_are_retried_and_a_permanent_one_gives_a_partial_result() {
         log.contains("attempt 2 failed with a temporary error"),
         "{log}"
     );
-    assert!(log.contains("fail_backup_puts"), "{log}");
+    assert!(log.contains("injected fault"), "{log}");
     assert!(!log.contains("attempt 3 failed"), "{log}");
     let flaky_history = history_json(&sandbox, &["--target", "flaky"]);
     assert_eq!(successful_ids(&flaky_history).len(), 1);
@@ -237,7 +258,7 @@ fn transient_failures_are_retried_and_a_permanent_one_gives_a_partial_result() {
     // there (and only there).
     configure(
         &sandbox,
-        &(plugin_target("flaky", &flaky, "") + &plugin_target("readonly", &readonly, "")),
+        &(faulty_target("flaky", &flaky, "") + &faulty_target("readonly", &readonly, "")),
     );
     let out = sandbox.run(&[
         "backup",
@@ -279,7 +300,7 @@ fn a_killed_transfer_resumes_and_a_second_job_is_refused_meanwhile() {
     let sandbox = Sandbox::new();
     sandbox.sample_store();
     let slow = sandbox.path("slow");
-    configure(&sandbox, &plugin_target("slow", &slow, "stall_ms = 60000"));
+    configure(&sandbox, &faulty_target("slow", &slow, STALL_BACKUP_PUTS));
     let staging = sandbox.path("staging");
     let mut child = sandbox
         .cmd()
@@ -326,7 +347,7 @@ fn a_killed_transfer_resumes_and_a_second_job_is_refused_meanwhile() {
     assert!(jobs.contains("interrupted (transferring)"), "{jobs}");
 
     // The next run (the target healthy again) resumes and publishes a verified copy.
-    configure(&sandbox, &plugin_target("slow", &slow, ""));
+    configure(&sandbox, &faulty_target("slow", &slow, ""));
     let out = sandbox.run(&[
         "backup",
         "--target",

@@ -49,6 +49,26 @@ pub enum Operation {
     Readiness,
 }
 
+impl Operation {
+    /// The name rules use (`put`, `get`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Get => "get",
+            Self::Stat => "stat",
+            Self::List => "list",
+            Self::Delete => "delete",
+            Self::Readiness => "readiness",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a hit call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -169,7 +189,7 @@ impl Fault {
     /// Panics for a `panic` fault.
     pub fn maybe_panic(&self, operation: Operation) {
         if self.kind == FaultKind::Panic {
-            panic!("injected panic in {operation:?}");
+            panic!("injected panic in {operation}");
         }
     }
 }
@@ -424,6 +444,17 @@ mod tests {
         assert_eq!(e.kind, TargetErrorKind::PermissionDenied);
         assert!(!e.is_temporary());
         assert!(e.message.contains("injected"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_fault_names_the_operation_as_rules_do() {
+        let plan = FaultPlan::new([Rule::new(Operation::Readiness, FaultKind::Panic)]);
+        let fault = plan.check(Operation::Readiness, None).unwrap();
+        assert!(fault.error("loc", None).is_none());
+        let payload =
+            std::panic::catch_unwind(|| fault.maybe_panic(Operation::Readiness)).unwrap_err();
+        let message = payload.downcast_ref::<String>().unwrap();
+        assert_eq!(message, "injected panic in readiness");
     }
 
     #[test]

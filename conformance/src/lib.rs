@@ -38,7 +38,10 @@
 //! - [`faults`]: a fault-injecting decorator for any target (and the plan a test plugin
 //!   shares), for testing what the engine does when a target fails or stalls.
 //! - [`report`]: per-check outcomes and the printable report.
+//! - [`scenarios`]: tests every target's own suite runs against its real server (a server
+//!   killed mid-upload, conditional create, a failed upload), written once.
 //! - [`services`]: where the test servers of `cargo xtask services up` are.
+//! - [`unique`]: a name no other test or run uses, for test folders, prefixes and buckets.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -51,6 +54,7 @@ mod checks;
 pub mod data;
 pub mod faults;
 pub mod report;
+pub mod scenarios;
 pub mod services;
 
 pub use report::{CheckOutcome, Outcome, Report};
@@ -227,6 +231,20 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
+/// `<name>-<pid>-<nanos>-<n>`: a name no other test or run uses (another process has another
+/// pid, a later run of this one another time, and `n` counts the calls of this process), for
+/// the folders, prefixes and buckets of tests. Lower-case ASCII when `name` is, and short
+/// enough for an S3 bucket name when `name` is under 20 bytes.
+pub fn unique(name: &str) -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!("{name}-{}-{nanos}-{n}", std::process::id())
+}
+
 /// `sstore-conformance-<pid>-<nanos>/`, unique within the process even for runs started in
 /// the same nanosecond.
 fn run_prefix() -> String {
@@ -247,6 +265,22 @@ fn run_prefix() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_names_differ_and_start_with_the_name() {
+        let a = unique("kit");
+        let b = unique("kit");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with(&format!("kit-{}-", std::process::id())),
+            "{a}"
+        );
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+            "{a}"
+        );
+    }
 
     #[test]
     fn run_prefixes_are_unique_valid_folders() {

@@ -112,7 +112,22 @@ impl Daemon {
                 .map(|part| std::ffi::OsStr::from_bytes(part).to_owned())
                 .collect()
         };
-        let argv = split(std::fs::read(format!("/proc/{pid}/cmdline"))?);
+        // A process started a moment ago shows an empty command line until its exec is
+        // complete: wait for it, briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let argv = loop {
+            let argv = split(std::fs::read(format!("/proc/{pid}/cmdline"))?);
+            if !argv.is_empty() {
+                break argv;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "process {pid} of {} has no command line",
+                    pid_file.display()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         let env = split(std::fs::read(format!("/proc/{pid}/environ"))?)
             .into_iter()
             .filter_map(|pair| {

@@ -1,5 +1,7 @@
 //! The conformance kit against the local target, at full size; and against deliberately
-//! broken decorators of it, to prove the kit notices each flaw and names the right check.
+//! broken decorators of it, to prove the kit notices each flaw and names the right check:
+//! a small misbehaving wrapper for the contract's semantics, the kit's own [`FaultyTarget`]
+//! for faults (a panic, a hang).
 
 // Helpers outside `#[test]` functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use sstore_conformance::faults::{FaultKind, FaultPlan, FaultyTarget, Operation, Rule};
 use sstore_conformance::{KitOptions, Outcome, Report, assert_conforms, check_list, run};
 use sstore_target_api::{
     Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
@@ -60,7 +63,8 @@ async fn the_local_target_conforms() {
     assert_eq!(files_under(&root), Vec::<PathBuf>::new());
 }
 
-/// What a [`Broken`] target gets wrong.
+/// What a [`Broken`] target gets wrong: the contract's semantics, which no fault injection
+/// produces (faults come from [`FaultyTarget`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flaw {
     /// `PutMode::Create` replaces existing objects.
@@ -71,10 +75,6 @@ enum Flaw {
     PublishesPartial,
     /// `get_range` ignores the end of the range.
     RangeIgnoresEnd,
-    /// `readiness` panics.
-    ReadinessPanics,
-    /// `readiness` never answers.
-    ReadinessHangs,
 }
 
 /// The local target with one [`Flaw`].
@@ -169,12 +169,13 @@ impl Target for Broken {
     }
 
     async fn readiness(&self) -> Result<Readiness, TargetError> {
-        match self.flaw {
-            Flaw::ReadinessPanics => panic!("readiness exploded"),
-            Flaw::ReadinessHangs => std::future::pending().await,
-            _ => self.inner.readiness().await,
-        }
+        self.inner.readiness().await
     }
+}
+
+/// The local target at `root` with faults injected by `rules`.
+fn faulty(root: &Path, rules: impl IntoIterator<Item = Rule>) -> FaultyTarget {
+    FaultyTarget::new(Arc::new(LocalTarget::new(root)), FaultPlan::new(rules))
 }
 
 /// Small sizes: these runs only need to show which check fails.
@@ -188,19 +189,26 @@ fn quick_options() -> KitOptions {
     }
 }
 
-/// Runs the quick kit against the local target with `flaw`, and returns the report after
-/// checking that nothing was left behind.
-async fn run_broken(flaw: Flaw, options: KitOptions) -> Report {
+/// Runs the kit against the target `make` builds on a local root, and returns the report
+/// after checking that nothing was left behind.
+async fn run_on(make: impl FnOnce(&Path) -> Arc<dyn Target>, options: KitOptions) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let target = Arc::new(Broken {
-        inner: LocalTarget::new(&root),
-        flaw,
-    });
-    let report = run(target, &options).await;
+    let report = run(make(&root), &options).await;
     println!("{report}");
     assert_eq!(files_under(&root), Vec::<PathBuf>::new(), "{report}");
     report
+}
+
+/// Runs the quick kit against the local target with `flaw`.
+async fn run_broken(flaw: Flaw, options: KitOptions) -> Report {
+    let make = |root: &Path| {
+        Arc::new(Broken {
+            inner: LocalTarget::new(root),
+            flaw,
+        }) as Arc<dyn Target>
+    };
+    run_on(make, options).await
 }
 
 fn failed(report: &Report) -> Vec<&'static str> {
@@ -279,10 +287,14 @@ async fn a_range_read_past_its_end_is_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_readiness_is_reported_and_the_rest_still_runs() {
-    let report = run_broken(Flaw::ReadinessPanics, quick_options()).await;
+    let make = |root: &Path| {
+        let rule = Rule::new(Operation::Readiness, FaultKind::Panic);
+        Arc::new(faulty(root, [rule])) as Arc<dyn Target>
+    };
+    let report = run_on(make, quick_options()).await;
     assert_eq!(failed(&report), ["readiness"], "{report}");
     assert!(
-        message(&report, "readiness").contains("panicked: readiness exploded"),
+        message(&report, "readiness").contains("panicked: injected panic in readiness"),
         "{report}"
     );
 }
@@ -290,10 +302,11 @@ async fn a_panicking_readiness_is_reported_and_the_rest_still_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_that_hangs_or_answers_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let hanging = Broken {
-        inner: LocalTarget::new(dir.path().join("never")),
-        flaw: Flaw::ReadinessHangs,
-    };
+    // Its readiness never answers (an hour is forever for the kit's half-second deadline).
+    let hanging = faulty(
+        &dir.path().join("never"),
+        [Rule::new(Operation::Readiness, FaultKind::Stall).ms(3_600_000)],
+    );
     let options = KitOptions {
         unreachable: Some(Arc::new(hanging)),
         ..quick_options()

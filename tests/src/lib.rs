@@ -128,11 +128,17 @@ pub fn staging_entries(root: &Path) -> Vec<std::ffi::OsString> {
         .collect()
 }
 
-/// The shared libraries of the example plugin and the wrong-ABI fixture, built (or found up to
-/// date) by `cargo build` in this workspace's target folder.
+/// The shared libraries of the example plugin and the test fixtures (wrong ABI; faults from
+/// the conformance kit's rules), built (or found up to date) by `cargo build` in this
+/// workspace's target folder.
 pub struct BuiltPlugins {
+    /// `sumfolder` (`examples/plugin-sumfolder`).
     pub sumfolder: std::path::PathBuf,
+    /// A plugin for ABI version 999 (`tests/fixtures/wrong-abi-plugin`).
     pub wrong_abi: std::path::PathBuf,
+    /// `faultyfolder` (`tests/fixtures/faulty-plugin`): a folder whose `faults` setting holds
+    /// the kit's fault rules.
+    pub faulty: std::path::PathBuf,
 }
 
 /// Builds the plugin libraries once per test process. Test binaries live in
@@ -157,6 +163,8 @@ pub fn build_plugins() -> &'static BuiltPlugins {
             "sstore-example-sumfolder",
             "-p",
             "sstore-fixture-wrong-abi",
+            "-p",
+            "sstore-fixture-faulty",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -175,6 +183,7 @@ pub fn build_plugins() -> &'static BuiltPlugins {
         BuiltPlugins {
             sumfolder: lib("sstore_example_sumfolder"),
             wrong_abi: lib("sstore_fixture_wrong_abi"),
+            faulty: lib("sstore_fixture_faulty"),
         }
     })
 }

@@ -1,84 +1,26 @@
-//! Faults injected by a decorator around the real local target: the job fails at the step that
-//! failed, says so, and the history tells the truth.
+//! Faults injected by the conformance kit's decorator around the real local target: the job
+//! fails at the step that failed, says so, and the history tells the truth; locks are taken
+//! with retries by new and resumed jobs alike.
+
+// Helpers outside `#[test]` functions unwrap too.
+#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use async_trait::async_trait;
+use sstore_conformance::faults::{FaultKind, FaultPlan, FaultyTarget, Operation, Rule};
+use sstore_core::backup::target_lock::TARGET_LOCK_FILE;
 use sstore_core::backup::{
-    BackupDirectory, BackupJob, Destination, EventSink, JobStatus, LOG_FILE, TransferOptions,
-    run_backup, run_job, run_verify,
-};
-use sstore_core::target::{
-    Capabilities, ObjectKey, ObjectMeta, ObjectReader, PutBody, PutMode, PutOptions, Readiness,
-    Target, TargetError, TargetErrorKind,
+    BackupDirectory, BackupJob, BackupKey, Destination, EventSink, JobEvent, JobStatus, LOG_FILE,
+    RetryPolicy, TransferOptions, run_backup, run_job, run_verify,
 };
 use sstore_target_local::LocalTarget;
 use sstore_tests::*;
 
-/// The local target, except that creating an object whose name ends with `fail_suffix` fails.
-#[derive(Debug)]
-struct FailingPuts {
-    inner: LocalTarget,
-    fail_suffix: &'static str,
-}
-
-impl FailingPuts {
-    fn check(&self, key: &ObjectKey, mode: PutMode) -> Result<(), TargetError> {
-        let _ = mode;
-        if key.as_str().ends_with(self.fail_suffix) {
-            return Err(TargetError::new(
-                TargetErrorKind::NoSpace,
-                &self.location(),
-                Some(key),
-                "no space left (injected)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Target for FailingPuts {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn put(
-        &self,
-        key: &ObjectKey,
-        body: PutBody<'_>,
-        options: PutOptions,
-    ) -> Result<ObjectMeta, TargetError> {
-        self.check(key, options.mode)?;
-        self.inner.put(key, body, options).await
-    }
-    async fn put_file(
-        &self,
-        key: &ObjectKey,
-        path: &Path,
-        mode: PutMode,
-    ) -> Result<ObjectMeta, TargetError> {
-        self.check(key, mode)?;
-        self.inner.put_file(key, path, mode).await
-    }
-    async fn get(&self, key: &ObjectKey) -> Result<ObjectReader, TargetError> {
-        self.inner.get(key).await
-    }
-    async fn stat(&self, key: &ObjectKey) -> Result<ObjectMeta, TargetError> {
-        self.inner.stat(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, TargetError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &ObjectKey) -> Result<(), TargetError> {
-        self.inner.delete(key).await
-    }
-    async fn readiness(&self) -> Result<Readiness, TargetError> {
-        self.inner.readiness().await
-    }
+/// The local target at `root` with faults injected by `rules`.
+fn faulty(root: &Path, rules: impl IntoIterator<Item = Rule>) -> FaultyTarget {
+    FaultyTarget::new(Arc::new(LocalTarget::new(root)), FaultPlan::new(rules))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,10 +34,10 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         let store_path = tmp.path().join("store.db");
         populate(&store_path, 3, 2);
         let root = tmp.path().join("backups");
-        let target = FailingPuts {
-            inner: LocalTarget::new(&root),
-            fail_suffix: suffix,
-        };
+        let target = faulty(
+            &root,
+            [Rule::new(Operation::Put, FaultKind::NoSpace).on_keys_ending(suffix)],
+        );
         let dir = BackupDirectory::new(Arc::new(target), root.join(".sstore-staging"));
         let options = fast_options();
         let err = run_backup(
@@ -159,4 +101,137 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         let err = run_job(&job, None, &options).await.unwrap_err();
         assert!(err.to_string().contains("nothing to resume"), "{err}");
     }
+}
+
+/// Retries that are quick but real: up to 4 attempts a few milliseconds apart.
+fn fast_retries() -> TransferOptions {
+    TransferOptions {
+        retry: RetryPolicy {
+            first_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(10),
+            deadline: Duration::from_secs(30),
+            max_attempts: 4,
+        },
+        ..TransferOptions::default()
+    }
+}
+
+/// An event sink that keeps every warning, and the warnings kept.
+fn warnings() -> (EventSink, Arc<Mutex<Vec<String>>>) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let kept = kept.clone();
+        EventSink::new(move |event| {
+            if let JobEvent::Warning { message } = event {
+                kept.lock().unwrap().push(message.clone());
+            }
+        })
+    };
+    (sink, kept)
+}
+
+/// A rule failing the first two puts of the destination lock with a temporary error.
+fn lock_fails_twice() -> Rule {
+    Rule::new(Operation::Put, FaultKind::Temporary)
+        .on_keys_ending(TARGET_LOCK_FILE)
+        .times(2)
+}
+
+/// Asserts that `dest`'s lock was retried twice: 3 lock puts, and a warning for each retry.
+fn assert_lock_retried(dest: &str, lock: &FaultyTarget, warnings: &[String]) {
+    assert_eq!(lock.plan().calls(), [3], "{dest}: lock puts; {warnings:#?}");
+    let retries: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.starts_with(&format!("{dest}: locking: ")))
+        .collect();
+    assert_eq!(retries.len(), 2, "{dest}: {warnings:#?}");
+    for (attempt, warning) in retries.iter().enumerate() {
+        assert!(
+            warning.contains(&format!(
+                "attempt {} failed with a temporary error",
+                attempt + 1
+            )) && warning.contains("injected fault"),
+            "{dest}: {warning}"
+        );
+    }
+}
+
+/// Since the engine took one job path, a resumed job and a new job lock their destinations
+/// the same way (with the job's retry policy): a lock put failing twice with a temporary
+/// error is retried by both, and both jobs succeed where a lock taken without retries would
+/// have failed the destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store_path = tmp.path().join("store.db");
+    populate(&store_path, 3, 2);
+    let staging = tmp.path().join("staging");
+    let (root_a, root_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let key = BackupKey {
+        passphrase: passphrase(),
+        is_store_passphrase: false,
+    };
+    let destination = |name: &str, target: &FaultyTarget| Destination {
+        name: name.into(),
+        dir: BackupDirectory::new(Arc::new(target.clone()), staging.clone()),
+        local: true,
+    };
+
+    // (a) A new job: destination a's lock fails twice, then works; destination b refuses the
+    // backup file for good, so the staged copy stays pending for it.
+    let a = faulty(&root_a, [lock_fails_twice()]);
+    let b = faulty(
+        &root_b,
+        [Rule::new(Operation::Put, FaultKind::Permanent).on_keys_ending(".bak")],
+    );
+    let (events, seen) = warnings();
+    let job = BackupJob {
+        store_path: store_path.clone(),
+        staging: staging.clone(),
+        destinations: vec![destination("a", &a), destination("b", &b)],
+        journal: None,
+        transfer: fast_retries(),
+        events,
+        resume_only: false,
+        force: false,
+    };
+    let report = run_job(&job, Some(&key), &fast_options()).await.unwrap();
+    assert!(report.resumed.is_none());
+    let new = report.new.unwrap();
+    assert!(!new.succeeded(), "b refused the backup file");
+    let seen = seen.lock().unwrap().clone();
+    assert_lock_retried("a", &a, &seen);
+    // a has the backup, listed as succeeded; b does not.
+    let history = local_directory(&root_a).load_history().await.unwrap();
+    assert_eq!(history.entries.len(), 1);
+    assert_eq!(history.entries[0].status, JobStatus::Succeeded);
+    assert_eq!(history.entries[0].id, new.record.id);
+    let history = local_directory(&root_b).load_history().await.unwrap();
+    assert!(history.newest_successful_backup().is_none());
+    assert!(!root_a.join(TARGET_LOCK_FILE).exists(), "a's lock released");
+
+    // (b) A resume-only job: b works again, but its lock fails twice, then works.
+    let b = faulty(&root_b, [lock_fails_twice()]);
+    let (events, seen) = warnings();
+    let job = BackupJob {
+        destinations: vec![destination("b", &b)],
+        events,
+        resume_only: true,
+        ..job
+    };
+    let report = run_job(&job, None, &fast_options()).await.unwrap();
+    assert!(report.new.is_none());
+    let resumed = report.resumed.unwrap();
+    assert!(resumed.succeeded(), "{:?}", resumed.error);
+    assert_eq!(resumed.record.id, new.record.id);
+    let seen = seen.lock().unwrap().clone();
+    assert_lock_retried("b", &b, &seen);
+    let healthy = local_directory(&root_b);
+    let history = healthy.load_history().await.unwrap();
+    assert_eq!(
+        history.newest_successful_backup().map(|e| e.id.as_str()),
+        Some(new.record.id.as_str())
+    );
+    assert!(!root_b.join(TARGET_LOCK_FILE).exists(), "b's lock released");
+    run_verify(&healthy, None, &passphrase()).await.unwrap();
 }

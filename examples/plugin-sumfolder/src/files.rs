@@ -89,8 +89,6 @@ pub struct SumUpload {
     mode: PutMode,
     hasher: Sha256,
     written: u64,
-    fail_after_bytes: Option<u64>,
-    stall_ms: Option<u64>,
 }
 
 impl SumUpload {
@@ -98,8 +96,6 @@ impl SumUpload {
         object: PathBuf,
         sum: PathBuf,
         mode: PutMode,
-        fail_after_bytes: Option<u64>,
-        stall_ms: Option<u64>,
     ) -> sstore_plugin::Result<Self> {
         if let Some(parent) = object.parent() {
             create_dirs(parent)?;
@@ -114,8 +110,6 @@ impl SumUpload {
             mode,
             hasher: Sha256::new(),
             written: 0,
-            fail_after_bytes,
-            stall_ms,
         })
     }
 
@@ -155,18 +149,7 @@ impl SumUpload {
 
 impl sstore_plugin::Upload for SumUpload {
     fn write(&mut self, data: &[u8]) -> sstore_plugin::Result<()> {
-        if let Some(ms) = self.stall_ms {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
         self.written += data.len() as u64;
-        if let Some(limit) = self.fail_after_bytes
-            && self.written > limit
-        {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!("injected failure after {limit} bytes (fail_after_bytes)"),
-            ));
-        }
         self.hasher.update(data);
         let file = self
             .file

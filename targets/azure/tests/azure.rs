@@ -9,10 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sstore_conformance::data::{Digest, FailingReader, PatternReader, read_digest};
+use sstore_conformance::scenarios::{
+    conditional_create_refuses_an_existing_key, failed_upload_leaves_nothing_visible,
+};
 use sstore_conformance::services;
-use sstore_conformance::{KitOptions, assert_conforms};
-use sstore_target_api::{ObjectKey, PutMode, PutOptions, TargetErrorKind, get_bytes, put_bytes};
+use sstore_conformance::{KitOptions, assert_conforms, unique};
+use sstore_target_api::{ObjectKey, PutMode, TargetErrorKind, get_bytes, put_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azurite_passes_the_conformance_kit() {
@@ -100,39 +102,8 @@ async fn conditional_create_refuses_an_existing_key_small_and_block_upload() {
     };
     let dir = tempfile::tempdir().unwrap();
     let target = target(&s, &dir, &unique("create"));
-    let small = ObjectKey::new("lock").unwrap();
-    put_bytes(target.as_ref(), &small, b"first", PutMode::Create)
-        .await
-        .unwrap();
-    let err = put_bytes(target.as_ref(), &small, b"second", PutMode::Create)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, TargetErrorKind::AlreadyExists, "{err}");
-    assert_eq!(
-        get_bytes(target.as_ref(), &small, 100).await.unwrap(),
-        b"first"
-    );
-
-    let large = ObjectKey::new("backup.bak").unwrap();
-    let size = 12 * 1024 * 1024;
-    let options = PutOptions::create().with_length(size);
-    target
-        .put(&large, &mut PatternReader::new(1, size), options)
-        .await
-        .unwrap();
-    let err = target
-        .put(&large, &mut PatternReader::new(2, size), options)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind, TargetErrorKind::AlreadyExists, "{err}");
-    let mut reader = target.get(&large).await.unwrap();
-    assert_eq!(
-        read_digest(&mut reader, size + 1).await.unwrap(),
-        Digest::of_pattern(1, size)
-    );
-    for key in [&small, &large] {
-        target.delete(key).await.unwrap();
-    }
+    // 12 MiB: past the 8 MiB block size, so the large creates are block uploads.
+    conditional_create_refuses_an_existing_key(target.as_ref(), 12 * 1024 * 1024).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,16 +113,10 @@ async fn a_failed_block_upload_leaves_nothing_visible() {
     };
     let dir = tempfile::tempdir().unwrap();
     let target = target(&s, &dir, &unique("abort"));
-    let key = ObjectKey::new("half.bak").unwrap();
-    let size = 30 * 1024 * 1024;
-    let mut body = FailingReader::new(3, size, 20 * 1024 * 1024);
-    let err = target
-        .put(&key, &mut body, PutOptions::create().with_length(size))
-        .await
-        .unwrap_err();
+    let err =
+        failed_upload_leaves_nothing_visible(target.as_ref(), 30 * 1024 * 1024, 20 * 1024 * 1024)
+            .await;
     assert!(err.message.contains("reading the body"), "{err}");
-    assert!(target.stat(&key).await.unwrap_err().is_not_found());
-    assert!(target.list("").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,11 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KEYS, target, unique};
-use sstore_conformance::data::{Digest, GatedReader, PatternReader, read_digest};
+use common::{KEYS, target};
+use sstore_conformance::scenarios::{MidUploadCrash, server_killed_mid_upload};
 use sstore_conformance::services::{self, Daemon};
-use sstore_target_api::{ObjectKey, PutOptions};
+use sstore_conformance::unique;
 
+/// Azurite dies in the middle of a block upload: a temporary error, nothing visible; after a
+/// restart the same upload, tried again, completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_upload_gives_a_temporary_error_and_the_retry_completes() {
     let Some(s) = services::require(KEYS) else {
@@ -19,8 +21,6 @@ async fn a_server_killed_mid_upload_gives_a_temporary_error_and_the_retry_comple
     };
     let dir = tempfile::tempdir().unwrap();
     let target = target(&s, &dir, &unique("crash"));
-    let key = ObjectKey::new("crash.bak").unwrap();
-    let size: u64 = 48 * 1024 * 1024;
     let daemon = Daemon::from_pid_file(s.get("SSTORE_TEST_AZURE_PID_FILE")).unwrap();
     let port: u16 = s
         .get("SSTORE_TEST_AZURE_ENDPOINT")
@@ -29,38 +29,11 @@ async fn a_server_killed_mid_upload_gives_a_temporary_error_and_the_retry_comple
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap();
-
-    let (mut body, gate) = GatedReader::new(4, size, 20 * 1024 * 1024);
-    let upload = {
-        let target = target.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            target
-                .put(&key, &mut body, PutOptions::create().with_length(size))
-                .await
-        })
+    let crash = MidUploadCrash {
+        seed: 4,
+        before_kill: Duration::from_millis(200),
+        restart_within: Duration::from_secs(30),
+        ..MidUploadCrash::new("crash.bak", 48 * 1024 * 1024, 20 * 1024 * 1024)
     };
-    gate.reached.await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    daemon.kill().unwrap();
-    let _ = gate.release.send(());
-    let result = upload.await.unwrap();
-    daemon.start().unwrap();
-    let err = result.unwrap_err();
-    assert!(err.is_temporary(), "{err}");
-    assert!(services::wait_for_port(port, Duration::from_secs(30)));
-
-    assert!(target.stat(&key).await.unwrap_err().is_not_found());
-    assert!(target.list("").await.unwrap().is_empty());
-    let mut body = PatternReader::new(4, size);
-    target
-        .put(&key, &mut body, PutOptions::create().with_length(size))
-        .await
-        .unwrap();
-    let mut reader = target.get(&key).await.unwrap();
-    assert_eq!(
-        read_digest(&mut reader, size + 1).await.unwrap(),
-        Digest::of_pattern(4, size)
-    );
-    target.delete(&key).await.unwrap();
+    server_killed_mid_upload(target.as_ref(), &daemon, port, &crash).await;
 }

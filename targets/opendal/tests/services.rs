@@ -7,8 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sstore_conformance::scenarios::{
+    conditional_create_refuses_an_existing_key, failed_upload_leaves_nothing_visible,
+};
 use sstore_conformance::services::{self, Services};
-use sstore_conformance::{KitOptions, assert_conforms};
+use sstore_conformance::{KitOptions, assert_conforms, unique};
 use sstore_target_api::{OpenRequest, Target, TargetErrorKind};
 
 const SFTP: &[&str] = &[
@@ -22,14 +25,6 @@ const WEBDAV: &[&str] = &[
     "SSTORE_TEST_WEBDAV_USER",
     "SSTORE_TEST_WEBDAV_PASSWORD",
 ];
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
 
 fn open(config: &str) -> Arc<dyn Target> {
     let request = OpenRequest {
@@ -162,4 +157,41 @@ async fn a_refused_sftp_key_is_a_fast_permanent_error() {
         started.elapsed()
     );
     assert!(!err.is_temporary(), "{err}");
+}
+
+/// The kit's scenarios for conditional create (small and large) and a failed large upload,
+/// on both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_create_and_a_failed_upload_on_sftp_and_webdav() {
+    let (Some(s), Some(_)) = (services::require(SFTP), services::require(WEBDAV)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let targets = [
+        (
+            "sftp",
+            sftp(
+                &s,
+                s.get("SSTORE_TEST_SFTP_ENDPOINT"),
+                s.get("SSTORE_TEST_SFTP_KEY"),
+                &format!("{}/{}", s.get("SSTORE_TEST_SFTP_ROOT"), unique("scenarios")),
+            ),
+        ),
+        (
+            "webdav",
+            webdav(
+                &s,
+                &dir,
+                s.get("SSTORE_TEST_WEBDAV_ENDPOINT"),
+                s.get("SSTORE_TEST_WEBDAV_PASSWORD"),
+                &unique("scenarios"),
+            ),
+        ),
+    ];
+    for (name, target) in targets {
+        println!("{name}");
+        conditional_create_refuses_an_existing_key(target.as_ref(), 12 * 1024 * 1024).await;
+        failed_upload_leaves_nothing_visible(target.as_ref(), 30 * 1024 * 1024, 20 * 1024 * 1024)
+            .await;
+    }
 }

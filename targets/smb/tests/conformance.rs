@@ -10,8 +10,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Variant, clients, config_for, data_dir, servers, serves, target_for, unique};
-use sstore_conformance::{KitOptions, assert_conforms};
+use common::{Variant, clients, config_for, data_dir, servers, serves, target_for};
+use sstore_conformance::scenarios::{
+    conditional_create_refuses_an_existing_key, failed_upload_leaves_nothing_visible,
+};
+use sstore_conformance::{KitOptions, assert_conforms, unique};
 use sstore_target_api::{ObjectKey, PutMode, Target, TargetErrorKind, put_bytes};
 use sstore_target_smb::{ClientKind, Encryption, SmbTarget};
 
@@ -102,4 +105,21 @@ async fn the_pure_rust_client_is_refused_by_the_encryption_required_server_and_s
         }
     }
     assert!(!data_dir(&s, Variant::Encrypted).join(&folder).exists());
+}
+
+/// The kit's scenarios for conditional create (small and large) and a failed large upload,
+/// through every client this build has, on the signing-only server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_create_and_a_failed_upload_through_every_client() {
+    let Some(s) = servers() else { return };
+    for client in clients() {
+        let target = target_for(
+            &s,
+            Variant::Signed,
+            client,
+            &unique(&format!("scenarios-{client}")),
+        );
+        conditional_create_refuses_an_existing_key(&target, 12 * 1024 * 1024).await;
+        failed_upload_leaves_nothing_visible(&target, 30 * 1024 * 1024, 20 * 1024 * 1024).await;
+    }
 }

@@ -7,7 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Variant, clients, config_for, data_dir, servers, serves, unique};
+use common::{Variant, clients, config_for, data_dir, servers, serves};
+use sstore_conformance::unique;
 use sstore_target_api::{
     ObjectKey, PutMode, RetryStatus, Target, TargetError, TargetErrorKind, put_bytes,
 };

@@ -67,11 +67,3 @@ pub fn target(s: &Services, dir: &tempfile::TempDir, prefix: &str) -> Arc<dyn Ta
         s.get("SSTORE_TEST_AZURE_KEY"),
     )
 }
-
-pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}

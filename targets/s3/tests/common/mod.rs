@@ -56,14 +56,3 @@ pub fn target(s: &Services, dir: &tempfile::TempDir, prefix: &str) -> Arc<dyn Ta
         s.get("SSTORE_TEST_S3_SECRET_KEY"),
     )
 }
-
-pub fn unique(name: &str) -> String {
-    format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}

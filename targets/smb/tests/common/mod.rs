@@ -4,7 +4,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sstore_conformance::services::{self, Services};
@@ -36,20 +35,6 @@ pub const KEYS: &[&str] = &[
 /// The servers, or `None` (the test is skipped, printing why) when they are not up.
 pub fn servers() -> Option<Services> {
     services::require(KEYS)
-}
-
-/// A folder name no other test or run uses.
-pub fn unique(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "test-{name}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 pub fn port(s: &Services, variant: Variant) -> u16 {
