@@ -12,7 +12,7 @@ use std::time::Duration;
 use sstore_conformance::faults::{FaultKind, FaultPlan, FaultyTarget, Operation, Rule};
 use sstore_core::backup::target_lock::TARGET_LOCK_FILE;
 use sstore_core::backup::{
-    BackupDirectory, BackupJob, BackupKey, Destination, EventSink, JobEvent, JobStatus, LOG_FILE,
+    BackupDirectory, BackupJob, BackupKeys, Destination, EventSink, JobEvent, JobStatus, LOG_FILE,
     RetryPolicy, TransferOptions, run_backup, run_job, run_verify,
 };
 use sstore_target_local::LocalTarget;
@@ -167,10 +167,7 @@ async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
     populate(&store_path, 3, 2);
     let staging = tmp.path().join("staging");
     let (root_a, root_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let key = BackupKey {
-        passphrase: passphrase(),
-        is_store_passphrase: false,
-    };
+    let key = BackupKeys::passphrase(passphrase());
     let destination = |name: &str, target: &FaultyTarget| Destination {
         name: name.into(),
         dir: BackupDirectory::new(Arc::new(target.clone()), staging.clone()),
@@ -194,6 +191,8 @@ async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
         events,
         resume_only: false,
         force: false,
+        stop: Default::default(),
+        requested_by: None,
     };
     let report = run_job(&job, Some(&key), &fast_options()).await.unwrap();
     assert!(report.resumed.is_none());
