@@ -83,6 +83,27 @@ pub enum Command {
     /// Manage who may use `sstore serve`: operators, their roles, passwords and API tokens
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Run the backup service in the foreground: timer jobs, a backup after every Master Key change, a JSON API for operators (stop it with SIGTERM or Ctrl-C)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: the config's serve.listen, else 127.0.0.1:7443]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// TLS certificate (PEM) [default: the config's serve.tls_cert, else a self-signed certificate the service makes and keeps]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM), owner-only
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP, without TLS (only on a loopback address unless --insecure-listen)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// Allow plain HTTP on a non-loopback address (anyone on the network path sees the traffic)
+    #[arg(long)]
+    pub insecure_listen: bool,
 }
 
 /// `sstore operator ...`: the operators file is `[serve] operators` in the config, else

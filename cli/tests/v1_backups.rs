@@ -16,9 +16,7 @@ fn copy_fixture(sandbox: &Sandbox) -> std::path::PathBuf {
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v1-backup");
     let to = sandbox.path("v1-backup");
     std::fs::create_dir_all(to.join("sstorebr0000")).unwrap();
-    for name in ["sstorebrtoc.json"] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
+    std::fs::copy(from.join("sstorebrtoc.json"), to.join("sstorebrtoc.json")).unwrap();
     for name in [
         "sstorebackup.bak",
         "sstoremanifest.json",

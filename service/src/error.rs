@@ -76,6 +76,18 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// A request body that could not be read as JSON, with the status axum chose (413 for a
+    /// body over the limit, 415 for another content type, 400 or 422 for bad JSON).
+    pub fn body(rejection: &axum::extract::rejection::JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+            _ => "invalid-request",
+        };
+        Self::new(status, code, rejection.body_text())
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

@@ -8,6 +8,7 @@ mod job;
 mod maintain;
 mod operator;
 pub(crate) mod schedules;
+mod serve;
 mod store;
 mod targets;
 
@@ -119,6 +120,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Targets(args) => targets::run(&ctx, args).await,
         Command::Schedules(args) => schedules::run(&ctx, args),
         Command::Operator(cmd) => operator::run(&ctx, cmd),
+        Command::Serve(args) => serve::run(&ctx, args).await,
     }
 }
 

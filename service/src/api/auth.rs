@@ -71,7 +71,7 @@ pub fn expected_origin(headers: &HeaderMap, tls: bool) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -199,7 +199,7 @@ pub async fn parse_credentials(
     } else {
         let Json(credentials) = Json::<Credentials>::from_request(request, &())
             .await
-            .map_err(|e: JsonRejection| ApiError::invalid(e.body_text()))?;
+            .map_err(|e: JsonRejection| ApiError::body(&e))?;
         Ok(credentials)
     }
 }

@@ -60,7 +60,7 @@ fn stream(state: Shared, only: Option<String>) -> impl Stream<Item = Result<Even
         .into_iter()
         .filter(|j| only.as_ref().is_none_or(|id| &j.id == id))
         .filter(|j| only.is_some() || !j.is_finished())
-        .map(|job| ServiceEvent::Job { job })
+        .map(|job| ServiceEvent::Job { job: Box::new(job) })
         .collect();
     let listener = Listener {
         first: first.into_iter(),

@@ -54,6 +54,11 @@ impl super::AppState {
         for job in self.jobs.list() {
             *jobs.entry(job.state.clone()).or_insert(0) += 1;
         }
+        let stale: Vec<String> = self
+            .scheduler
+            .status()
+            .map(|s| s.schedules.into_iter().filter_map(|s| s.stale).collect())
+            .unwrap_or_default();
         let warnings: Vec<String> = destinations
             .iter()
             .flat_map(|d| {
@@ -63,6 +68,7 @@ impl super::AppState {
                     .chain(d.error.iter().map(|e| format!("{}: {e}", d.name)))
             })
             .chain(self.extra_warnings())
+            .chain(stale.iter().cloned())
             .collect();
         Status {
             version: env!("CARGO_PKG_VERSION"),
@@ -73,7 +79,7 @@ impl super::AppState {
                 key_generation: self.readiness.key_generation(),
             },
             jobs,
-            ready: destinations.iter().all(|d| d.ready),
+            ready: destinations.iter().all(|d| d.ready) && stale.is_empty(),
             destinations,
             warnings,
         }
@@ -83,8 +89,13 @@ impl super::AppState {
     fn extra_warnings(&self) -> Vec<String> {
         let runtime = self.jobs.runtime();
         let mut warnings = Vec::new();
-        if let Err(why) = runtime.backup_keys(None) {
-            warnings.push(why);
+        match runtime.backup_keys(None) {
+            Err(why) => warnings.push(why),
+            Ok(keys) if keys.passphrase_is_store => warnings.push(
+                "backups are written with the store passphrase: after a Master Key change the service cannot back up until it is restarted with the new one; set [backup] recipients or give the service a backup passphrase"
+                    .into(),
+            ),
+            Ok(_) => {}
         }
         warnings
     }
@@ -94,7 +105,8 @@ impl super::AppState {
 pub async fn readiness(State(state): State<Shared>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Action::Read)?;
     let status = state.status();
-    let code = if status.ready && status.warnings.iter().all(|w| !w.contains("no key")) {
+    let keys_ok = state.jobs.runtime().backup_keys(None).is_ok();
+    let code = if status.ready && keys_ok {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE

@@ -65,7 +65,7 @@ pub async fn start(
     caller: Caller,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let Json(request) = body.map_err(|e| ApiError::body(&e))?;
     caller.require(action_for(&request)?)?;
     let job = state.jobs.submit(request, &caller.name).await?;
     state.audit_started(&caller, &job);

@@ -98,3 +98,31 @@ pub fn router(state: Shared) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeSet;
+
+    /// docs/openapi.json describes exactly the routes the router serves.
+    #[test]
+    fn the_openapi_file_describes_every_route_and_no_other() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut documented = BTreeSet::new();
+        for (route, item) in spec["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if item.get(method).is_some() {
+                    documented.insert((method.to_uppercase(), route.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+}

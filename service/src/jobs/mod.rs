@@ -33,7 +33,7 @@ const KEEP_FINISHED: usize = 500;
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServiceEvent {
     /// A job was queued, started, or changed state: its whole view.
-    Job { job: JobView },
+    Job { job: Box<JobView> },
     /// An engine event of a running job.
     Engine { job_id: String, event: JobEvent },
 }
@@ -286,7 +286,9 @@ impl JobManager {
     fn changed(&self, id: &str) {
         if let Some(view) = self.view(id) {
             self.save_view(&view);
-            let _ = self.events.send(ServiceEvent::Job { job: view });
+            let _ = self.events.send(ServiceEvent::Job {
+                job: Box::new(view),
+            });
         }
     }
 
