@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench_serve;
 mod bench_targets;
 mod services;
 
@@ -16,6 +17,10 @@ commands:
                           N MiB (default 1024) up to and down from s3s-fs, Azurite and Samba by
                           sstore's targets and, same run, by rclone copyto / smbclient: MiB/s
                           and peak RSS, medians over R rounds (default 4, keep it even; release)
+  bench-serve [--size-mib N] [--clients C] [--rounds R]
+                          a backup of an N MiB store (default 1024) through sstore serve to two
+                          destinations, idle and with C clients (default 200) polling status
+                          and holding event streams: rate ratio, status p99, peak RSS
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("services") => services::command(&root(), &args[1..]),
         Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
+        Some("bench-serve") => bench_serve::run(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
