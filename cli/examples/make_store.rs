@@ -50,7 +50,7 @@ fn main() -> Result<()> {
         let sets: Vec<CredentialSet> = batch
             .iter()
             .map(|i| {
-                CredentialSet::new("bench", &format!("CONTOSO\\user{i:08}"))
+                CredentialSet::new("bench", format!("CONTOSO\\user{i:08}"))
                     .with("User", format!("user{i:08}"))
                     .with("Secret", text(bytes))
             })
