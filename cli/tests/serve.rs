@@ -207,6 +207,28 @@ impl Service {
         }
     }
 
+    /// Waits for the newest job requested by `requested_by` to end; returns its view.
+    fn wait_job_of(&self, requested_by: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let jobs = self.json(
+                &format!("/api/v1/jobs?requested_by={requested_by}"),
+                &self.viewer,
+            );
+            if let Some(job) = jobs.as_array().unwrap().first()
+                && Self::finished(job)
+            {
+                return job.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no finished job of {requested_by}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn finished(job: &Value) -> bool {
         matches!(
             job["state"].as_str(),
@@ -396,21 +418,7 @@ fn a_schedule_fires_and_its_backup_verifies_and_readiness_clears() {
         "[[schedule]]\nname = \"often\"\nevery = \"1h\"\nverify_after = true\nalert_after = \"2h\"\n",
     );
     // It never ran: it runs at start, as the schedule, and verifies its backup.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        let jobs = service.json("/api/v1/jobs?requested_by=schedule:often", &service.viewer);
-        if let Some(job) = jobs.as_array().unwrap().first()
-            && Service::finished(job)
-        {
-            break job.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schedule did not run: {}",
-            service.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let job = service.wait_job_of("schedule:often");
     assert_eq!(job["state"], "succeeded", "{job}");
     let log = service
         .get(
@@ -470,21 +478,7 @@ fn a_master_key_change_triggers_a_backup_and_the_warning_clears() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     // Noticed within seconds: the schedule backs up, with the service's backup passphrase.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        let jobs = service.json("/api/v1/jobs?requested_by=schedule:keys", &service.viewer);
-        if let Some(job) = jobs.as_array().unwrap().first()
-            && Service::finished(job)
-        {
-            break job.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no backup after the key change: {}",
-            service.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let job = service.wait_job_of("schedule:keys");
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["key_generation"], 2, "{job}");
     // The warning clears once the destinations are read again after it.
@@ -573,21 +567,7 @@ fn sigterm_mid_transfer_stops_cleanly_and_the_next_start_resumes() {
         .replace("ms = 20000", "ms = 0");
     std::fs::write(&config, healed).unwrap();
     service.start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let resumed = loop {
-        let jobs = service.json("/api/v1/jobs?requested_by=service", &service.viewer);
-        if let Some(job) = jobs.as_array().unwrap().first()
-            && Service::finished(job)
-        {
-            break job.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no resume: {}",
-            service.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let resumed = service.wait_job_of("service");
     assert_eq!(resumed["state"], "succeeded", "{resumed}");
     let before = service.json(&format!("/api/v1/jobs/{id}"), &service.viewer);
     assert_eq!(before["state"], "interrupted", "{before}");
@@ -614,24 +594,7 @@ fn kill_9_mid_transfer_loses_nothing() {
         .replace("ms = 20000", "ms = 0");
     std::fs::write(&config, healed).unwrap();
     service.start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jobs = service.json("/api/v1/jobs?requested_by=service", &service.viewer);
-        if jobs
-            .as_array()
-            .unwrap()
-            .first()
-            .is_some_and(Service::finished)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no resume: {}",
-            service.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    service.wait_job_of("service");
     // Every backup listed anywhere verifies.
     for location in [
         service.sandbox.backups().to_str().unwrap().to_owned(),
