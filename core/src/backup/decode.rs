@@ -7,7 +7,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::{BackupError, Manifest};
-use crate::format::{Compression, ExpectedLength, FormatError, Keys, PayloadReader};
+use crate::format::{
+    Compression, ExpectedLength, FormatError, Header, Keys, PayloadReader, StreamReader,
+};
 use crate::store::{SecureStore, StoreSummary};
 
 /// Counts and hashes what passes through to `inner`.
@@ -61,7 +63,8 @@ impl<R: Read> Read for HashingReader<'_, R> {
 
 /// Decrypts the backup stream `raw` (described as `file` in messages) into `out`, checking
 /// against `manifest`: the file's length and SHA-256, the header's backup id, format version,
-/// chunk size, KDF parameters and compression, and the plaintext's size and SHA-256.
+/// chunk size, KDF parameters, compression and key slots, and the plaintext's size and
+/// SHA-256.
 pub(crate) fn decode_stream(
     raw: impl Read,
     file: &str,
@@ -69,22 +72,71 @@ pub(crate) fn decode_stream(
     keys: Keys<'_>,
     out: impl Write,
 ) -> Result<(), BackupError> {
-    let stream_err = |source: FormatError| BackupError::Stream {
-        file: file.to_owned(),
-        source,
-    };
-    let mismatch = |what: String| BackupError::ManifestMismatch {
-        file: file.to_owned(),
-        what,
-    };
     let mut stream_hash = Sha256::new();
     let raw = HashingReader {
         inner: raw,
         hasher: &mut stream_hash,
     };
     let mut payload = PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
-        .map_err(stream_err)?;
-    let header = payload.header();
+        .map_err(stream_error(file))?;
+    check_header(payload.header(), manifest, file)?;
+    let mut sink = HashingWriter::new(out);
+    payload.copy_to(&mut sink).map_err(stream_error(file))?;
+    drop(payload);
+    let (_, size, digest) = sink.finish();
+    if size != manifest.plaintext_size || digest != manifest.plaintext_sha256 {
+        return Err(mismatch(
+            file,
+            format!(
+                "decrypted {size} bytes with SHA-256 {digest}, the manifest records {} bytes with {}",
+                manifest.plaintext_size, manifest.plaintext_sha256
+            ),
+        ));
+    }
+    check_file_digest(stream_hash, manifest, file)
+}
+
+/// Authenticates every chunk of the backup stream `raw` and checks its header, length and
+/// SHA-256 against `manifest`, without decompressing: what the read-back of a freshly staged
+/// backup needs (the plaintext's digest was taken as it was written; the chunks' tags prove
+/// the stored bytes are those).
+pub(crate) fn authenticate_stream(
+    raw: impl Read,
+    file: &str,
+    manifest: &Manifest,
+    keys: Keys<'_>,
+) -> Result<(), BackupError> {
+    let mut stream_hash = Sha256::new();
+    let raw = HashingReader {
+        inner: raw,
+        hasher: &mut stream_hash,
+    };
+    let mut stream = StreamReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
+        .map_err(stream_error(file))?;
+    check_header(stream.header(), manifest, file)?;
+    io::copy(&mut stream, &mut io::sink())
+        .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
+    drop(stream);
+    check_file_digest(stream_hash, manifest, file)
+}
+
+fn stream_error(file: &str) -> impl Fn(FormatError) -> BackupError + '_ {
+    move |source| BackupError::Stream {
+        file: file.to_owned(),
+        source,
+    }
+}
+
+fn mismatch(file: &str, what: String) -> BackupError {
+    BackupError::ManifestMismatch {
+        file: file.to_owned(),
+        what,
+    }
+}
+
+/// The header's backup id, format version, chunk size, KDF parameters, compression and key
+/// slots against the manifest.
+fn check_header(header: &Header, manifest: &Manifest, file: &str) -> Result<(), BackupError> {
     let compression = match header.compression {
         Compression::None => "none",
         Compression::Zstd => "zstd",
@@ -108,46 +160,49 @@ pub(crate) fn decode_stream(
         kdf.map_or_else(|| "no passphrase slot".to_owned(), |k| k.to_string())
     };
     if recorded != found {
-        return Err(mismatch(format!(
-            "the stream header says backup {}, format {}, chunk size {}, {}, compression {}; \
-             the manifest says backup {}, format {}, chunk size {}, {}, compression {}",
-            found.0,
-            found.1,
-            found.2,
-            kdf_text(found.3),
-            found.4,
-            recorded.0,
-            recorded.1,
-            recorded.2,
-            kdf_text(recorded.3),
-            recorded.4
-        )));
+        return Err(mismatch(
+            file,
+            format!(
+                "the stream header says backup {}, format {}, chunk size {}, {}, compression {}; \
+                 the manifest says backup {}, format {}, chunk size {}, {}, compression {}",
+                found.0,
+                found.1,
+                found.2,
+                kdf_text(found.3),
+                found.4,
+                recorded.0,
+                recorded.1,
+                recorded.2,
+                kdf_text(recorded.3),
+                recorded.4
+            ),
+        ));
     }
     // Version 2 manifests list the key slots; they must be the header's.
     let slots: Vec<String> = header.slots().iter().map(ToString::to_string).collect();
     if !manifest.key_slots.is_empty() && manifest.key_slots != slots {
-        return Err(mismatch(format!(
-            "the stream header's key slots are [{}]; the manifest lists [{}]",
-            slots.join(", "),
-            manifest.key_slots.join(", ")
-        )));
+        return Err(mismatch(
+            file,
+            format!(
+                "the stream header's key slots are [{}]; the manifest lists [{}]",
+                slots.join(", "),
+                manifest.key_slots.join(", ")
+            ),
+        ));
     }
-    let mut sink = HashingWriter::new(out);
-    payload.copy_to(&mut sink).map_err(stream_err)?;
-    drop(payload);
-    let (_, size, digest) = sink.finish();
-    if size != manifest.plaintext_size || digest != manifest.plaintext_sha256 {
-        return Err(mismatch(format!(
-            "decrypted {size} bytes with SHA-256 {digest}, the manifest records {} bytes with {}",
-            manifest.plaintext_size, manifest.plaintext_sha256
-        )));
-    }
-    let stream_digest = hex::encode(stream_hash.finalize());
-    if stream_digest != manifest.backup_sha256 {
-        return Err(mismatch(format!(
-            "the file's SHA-256 is {stream_digest}, the manifest records {}",
-            manifest.backup_sha256
-        )));
+    Ok(())
+}
+
+fn check_file_digest(hash: Sha256, manifest: &Manifest, file: &str) -> Result<(), BackupError> {
+    let digest = hex::encode(hash.finalize());
+    if digest != manifest.backup_sha256 {
+        return Err(mismatch(
+            file,
+            format!(
+                "the file's SHA-256 is {digest}, the manifest records {}",
+                manifest.backup_sha256
+            ),
+        ));
     }
     Ok(())
 }

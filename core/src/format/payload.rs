@@ -10,6 +10,16 @@ use super::{
 /// zstd level used for store payloads: fast, and credential stores compress well.
 const ZSTD_LEVEL: i32 = 3;
 
+/// The input each compression worker takes at a time.
+const JOB_SIZE: u32 = 4 * 1024 * 1024;
+
+/// Compression workers: one per core, at most 4; none (compress on the calling thread) on a
+/// single core.
+fn compression_workers() -> Option<u32> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores > 1).then(|| cores.min(4) as u32)
+}
+
 /// Writes plaintext into an encrypted stream, compressing it first when the options ask for it.
 pub enum PayloadWriter<W: Write> {
     Plain(StreamWriter<W>),
@@ -26,7 +36,16 @@ impl<W: Write> PayloadWriter<W> {
         let stream = StreamWriter::new(inner, recipients, options)?;
         Ok(match options.compression {
             Compression::None => Self::Plain(stream),
-            Compression::Zstd => Self::Zstd(zstd::stream::write::Encoder::new(stream, ZSTD_LEVEL)?),
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(stream, ZSTD_LEVEL)?;
+                // Compression runs on worker threads while this one encrypts and writes what
+                // they produced; jobs of JOB_SIZE bound the memory it takes.
+                if let Some(workers) = compression_workers() {
+                    encoder.multithread(workers)?;
+                    encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
+                }
+                Self::Zstd(encoder)
+            }
         })
     }
 

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::super::decode::{HashingWriter, decode_stream};
+use super::super::decode::{HashingWriter, authenticate_stream};
 use super::super::directory::{BACKUP_FILE, MANIFEST_FILE};
 use super::super::manifest::MANIFEST_VERSION;
 use super::super::{BackupError, BackupKeys, EventSink, HistoryEntry, Manifest};
@@ -179,14 +179,15 @@ fn stage(
     ));
 
     let staged = File::open(&staged_path).map_err(BackupError::io(&staged_path))?;
-    decode_stream(
+    authenticate_stream(
         staged,
         &staged_path.display().to_string(),
         &manifest,
         Keys::read_back(&read_back),
-        std::io::sink(),
     )?;
-    events.info("staged copy read back and verified");
+    events.info(
+        "staged copy read back and verified: every chunk authenticated, length and SHA-256 as written",
+    );
     Ok(manifest)
 }
 
