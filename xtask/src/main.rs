@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench_mssql;
 mod bench_targets;
 mod services;
 
@@ -16,6 +17,9 @@ commands:
                           N MiB (default 1024) up to and down from s3s-fs, Azurite and Samba by
                           sstore's targets and, same run, by rclone copyto / smbclient: MiB/s
                           and peak RSS, medians over R rounds (default 4, keep it even; release)
+  bench-mssql [--sets N]  with SSTORE_TEST_MSSQL_URL (+ SSTORE_MSSQL_PASSWORD): backup and
+                          masterkey update of N credential sets (default 100000) on that SQL
+                          Server / Azure SQL / Babelfish and in SQLite, in sets per second
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("services") => services::command(&root(), &args[1..]),
         Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
+        Some("bench-mssql") => bench_mssql::run_bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

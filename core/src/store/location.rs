@@ -366,6 +366,142 @@ impl StoreLocation {
         }
     }
 
+    /// The config's `store` setting: a path or URL string (a relative path is taken from
+    /// `base`), or a `[store]` table: `kind = "sqlite"` with `path`, or `kind = "sqlserver"`
+    /// with `server`, `port`, `database`, `user`, `password_env` / `password_file`, `encrypt`,
+    /// `trust_server_certificate`, `ca_file`, `auth` (`sql` or `integrated`) and the timeouts
+    /// `connect_timeout_secs`, `command_timeout_secs`, `lock_timeout_secs`.
+    pub fn from_config(value: toml::Value, base: &Path) -> Result<Self, StoreError> {
+        let invalid = |reason: String| StoreError::InvalidLocation {
+            location: "[store]".into(),
+            reason,
+        };
+        let mut table = match value {
+            toml::Value::String(text) => {
+                return match Self::parse(&text)? {
+                    StoreLocation::Sqlite(path) => Ok(StoreLocation::Sqlite(base.join(path))),
+                    server => Ok(server),
+                };
+            }
+            toml::Value::Table(table) => table,
+            other => {
+                return Err(invalid(format!(
+                    "`store` must be a path, an mssql:// URL or a table, not {}",
+                    other.type_str()
+                )));
+            }
+        };
+        let mut take = |key: &str| table.remove(key);
+        let string = |key: &str, v: Option<toml::Value>| -> Result<Option<String>, StoreError> {
+            match v {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s)),
+                Some(other) => Err(invalid(format!(
+                    "`{key}` must be a string, not {}",
+                    other.type_str()
+                ))),
+            }
+        };
+        let kind = string("kind", take("kind"))?.unwrap_or_else(|| "sqlite".into());
+        let location = match kind.as_str() {
+            "sqlite" => {
+                let path = string("path", take("path"))?
+                    .ok_or_else(|| invalid("kind = \"sqlite\" needs `path`".into()))?;
+                StoreLocation::Sqlite(base.join(path))
+            }
+            "sqlserver" | "mssql" => {
+                let server = string("server", take("server"))?
+                    .ok_or_else(|| invalid("kind = \"sqlserver\" needs `server`".into()))?;
+                let database = string("database", take("database"))?
+                    .ok_or_else(|| invalid("kind = \"sqlserver\" needs `database`".into()))?;
+                let user = string("user", take("user"))?;
+                let mut config =
+                    SqlServerConfig::new(server, database, user.clone().unwrap_or_default());
+                if let Some(port) = take("port") {
+                    config.port = port
+                        .as_integer()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| invalid(format!("`port` = {port} is not a port number")))?;
+                }
+                if let Some(text) = string("encrypt", take("encrypt"))? {
+                    config.encrypt = Encryption::parse(&text).ok_or_else(|| {
+                        invalid(format!("encrypt = \"{text}\": use required, on or off"))
+                    })?;
+                }
+                if let Some(v) = take("trust_server_certificate") {
+                    config.trust_server_certificate = v.as_bool().ok_or_else(|| {
+                        invalid("`trust_server_certificate` must be true or false".into())
+                    })?;
+                }
+                config.ca_file = string("ca_file", take("ca_file"))?.map(|p| base.join(p));
+                for (key, slot) in [
+                    ("connect_timeout_secs", &mut config.connect_timeout),
+                    ("command_timeout_secs", &mut config.command_timeout),
+                    ("lock_timeout_secs", &mut config.lock_timeout),
+                ] {
+                    if let Some(v) = take(key) {
+                        *slot = v
+                            .as_integer()
+                            .and_then(|s| u64::try_from(s).ok())
+                            .filter(|s| *s > 0)
+                            .map(std::time::Duration::from_secs)
+                            .ok_or_else(|| {
+                                invalid(format!("`{key}` must be a number of seconds"))
+                            })?;
+                    }
+                }
+                let password_env = string("password_env", take("password_env"))?;
+                let password_file = string("password_file", take("password_file"))?;
+                let auth = string("auth", take("auth"))?;
+                config.auth = match (auth.as_deref(), user) {
+                    (Some("integrated"), _) => SqlAuth::Integrated,
+                    (Some("sql") | None, Some(user)) if !user.is_empty() => SqlAuth::Sql {
+                        user,
+                        password: match (password_env, password_file) {
+                            (Some(_), Some(_)) => {
+                                return Err(invalid(
+                                    "give `password_env` or `password_file`, not both".into(),
+                                ));
+                            }
+                            (_, Some(file)) => PasswordSource::File(base.join(file)),
+                            (Some(env), None) => PasswordSource::Env(env),
+                            (None, None) => PasswordSource::Env(PASSWORD_ENV.into()),
+                        },
+                    },
+                    (Some("sql") | None, _) => {
+                        return Err(invalid(
+                            "kind = \"sqlserver\" needs `user` (or auth = \"integrated\")".into(),
+                        ));
+                    }
+                    (Some(other), _) => {
+                        return Err(invalid(format!(
+                            "auth = \"{other}\": use sql or integrated"
+                        )));
+                    }
+                };
+                config.check()?;
+                StoreLocation::SqlServer(config)
+            }
+            other => {
+                return Err(invalid(format!(
+                    "kind = \"{other}\" is not a store kind (use sqlite or sqlserver)"
+                )));
+            }
+        };
+        if let Some(key) = table.keys().next() {
+            let hint = if key == "password" {
+                format!(
+                    ": never put the password in the config; use password_env (default {PASSWORD_ENV}) or password_file"
+                )
+            } else {
+                String::new()
+            };
+            return Err(invalid(format!("unknown key `{key}`{hint}")));
+        }
+        Ok(location)
+    }
+
     pub fn is_sql_server(&self) -> bool {
         matches!(self, StoreLocation::SqlServer(_))
     }

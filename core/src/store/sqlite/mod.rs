@@ -145,18 +145,10 @@ impl Home for SqliteHome {
         Ok(problems.into_iter().filter(|p| p != "ok").collect())
     }
 
+    /// Nothing beyond opening: a backup only reads the file, and the staging check covers
+    /// where the copy goes.
     fn permissions(&mut self) -> Result<Vec<PermissionCheck>, StoreError> {
-        let read_only = self.conn.is_readonly(rusqlite::MAIN_DB)?;
-        Ok(vec![PermissionCheck {
-            what: "write the store file".into(),
-            granted: !read_only,
-            required: true,
-            detail: if read_only {
-                format!("{} is read-only for this user", self.path.display())
-            } else {
-                format!("{} is writable", self.path.display())
-            },
-        }])
+        Ok(Vec::new())
     }
 }
 

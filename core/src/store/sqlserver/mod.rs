@@ -34,9 +34,37 @@ const SNAPSHOT_ATTEMPTS: u32 = 4;
 
 pub(crate) struct SqlServerHome {
     config: SqlServerConfig,
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnRuntime,
     /// `None` after a failure that leaves the connection unusable: the next use reconnects.
     client: Option<Connection>,
+}
+
+/// The home's own single-thread runtime. Shut down without blocking when the home is dropped,
+/// which may happen inside another runtime (where dropping a runtime the ordinary way panics).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.0 {
+            Some(runtime) => runtime.block_on(future),
+            None => unreachable!("the runtime is taken only when the home is dropped"),
+        }
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for SqlServerHome {
+    fn drop(&mut self) {
+        // The connection closes first, while its runtime still exists.
+        self.client = None;
+    }
 }
 
 impl SqlServerHome {
@@ -68,8 +96,10 @@ impl SqlServerHome {
             client: None,
         };
         off_runtime(|| {
-            if let Err(SqlServerError::DatabaseMissing { .. }) = home.connection().map(|_| ()) {
-                home.create_database()?;
+            match home.connection().map(|_| ()) {
+                Ok(()) => {}
+                Err(SqlServerError::DatabaseMissing { .. }) => home.create_database()?,
+                Err(e) => return Err(e.into()),
             }
             home.in_write_transaction(&mut |server| {
                 let present = server.scalar_i64(tsql::TABLES_EXIST)? == 1;
@@ -731,7 +761,7 @@ impl ServerRows<'_> {
 fn connected<'a>(
     slot: &'a mut Option<Connection>,
     config: &SqlServerConfig,
-    runtime: &tokio::runtime::Runtime,
+    runtime: &OwnRuntime,
 ) -> Result<&'a mut Connection, SqlServerError> {
     if slot.is_none() {
         *slot = Some(runtime.block_on(connect(config, &config.database))?);
@@ -743,11 +773,12 @@ fn connected<'a>(
     })
 }
 
-fn runtime(config: &SqlServerConfig) -> Result<tokio::runtime::Runtime, StoreError> {
+fn runtime(config: &SqlServerConfig) -> Result<OwnRuntime, StoreError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
+        .map(|runtime| OwnRuntime(Some(runtime)))
         .map_err(|e| {
             SqlServerError::Protocol {
                 server: config.server(),
