@@ -23,8 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The store file [default: the config's `store`, else the platform data folder]
-    #[arg(long, global = true, env = "SSTORE_STORE", value_name = "PATH")]
+    /// The store: an SQLite file, or a SQL Server database as mssql://[USER@]HOST[:PORT]/DATABASE[?encrypt=required|on|off&trust_server_certificate=true] with the password in SSTORE_MSSQL_PASSWORD [default: the config's `store`, else a file in the platform data folder]
+    #[arg(long, global = true, env = "SSTORE_STORE", value_name = "PATH|URL")]
     pub store: Option<PathBuf>,
     /// Configuration file [default: sstore/config.toml in the platform config folder, if present]
     #[arg(long, global = true, env = "SSTORE_CONFIG", value_name = "FILE")]
@@ -392,7 +392,7 @@ pub struct RestoreArgs {
     pub backup_id: Option<String>,
     #[arg(long, value_enum)]
     pub method: RestoreMethodArg,
-    /// Where --method new writes the restored store
+    /// Where --method new writes the restored store: a file, or mssql://[USER@]HOST[:PORT]/DATABASE (created when missing)
     #[arg(long, value_name = "PATH", required_if_eq("method", "new"))]
     pub new_store: Option<PathBuf>,
     /// Do not ask before overwriting; with --method new, replace an existing file

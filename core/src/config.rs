@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::backup::{JobJournal, RetryPolicy, TransferOptions, preflight};
+use crate::store::StoreLocation;
 
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,13 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The store file.
-    pub store: Option<PathBuf>,
+    /// The store: `store = "path"` (an SQLite file), `store = "mssql://..."`, or a `[store]`
+    /// table (`kind = "sqlite" | "sqlserver"`, see [`StoreLocation::from_config`]).
+    #[serde(rename = "store")]
+    store_setting: Option<toml::Value>,
+    /// Where the store lives, as the file says (`None`: not said).
+    #[serde(skip)]
+    pub store: Option<StoreLocation>,
     /// A folder of run-time target plugins (shared libraries), loaded when a command needs
     /// targets.
     pub plugins: Option<PathBuf>,
@@ -203,7 +209,12 @@ impl Config {
         };
         let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.store = config.store.map(|p| base.join(p));
+        config.store = match config.store_setting.take() {
+            Some(value) => {
+                Some(StoreLocation::from_config(value, base).map_err(|e| invalid(e.to_string()))?)
+            }
+            None => None,
+        };
         config.plugins = config.plugins.map(|p| base.join(p));
         config.backup.staging = config.backup.staging.map(|p| base.join(p));
         config.backup.jobs = config.backup.jobs.map(|p| base.join(p));
@@ -348,8 +359,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.store.as_deref(),
-            Some(Path::new("/etc/sstore/store.db"))
+            config.store,
+            Some(StoreLocation::Sqlite("/etc/sstore/store.db".into()))
         );
         assert_eq!(
             config.backup.directory.as_deref(),
@@ -379,5 +390,54 @@ mod tests {
         assert!(e.to_string().contains("two targets are named 'a'"), "{e}");
         let e = Config::parse("[[target]]\nname='a'\n", path).unwrap_err();
         assert!(e.to_string().contains("has no `kind`"), "{e}");
+    }
+
+    #[test]
+    fn the_store_is_a_path_a_url_or_a_table() {
+        use crate::store::{Encryption, PasswordSource, SqlAuth};
+        let path = Path::new("/etc/sstore/config.toml");
+        let config =
+            Config::parse("store = 'mssql://sstore@db1/Vault?encrypt=on'\n", path).unwrap();
+        let Some(StoreLocation::SqlServer(c)) = config.store else {
+            panic!("not SQL Server")
+        };
+        assert_eq!(
+            (c.host.as_str(), c.database.as_str(), c.encrypt),
+            ("db1", "Vault", Encryption::On)
+        );
+        let config = Config::parse(
+            "[store]\nkind = 'sqlserver'\nserver = 'db1.example.com'\nport = 14330\ndatabase = 'Vault'\n\
+             user = 'sstore'\npassword_file = 'mssql.pw'\nencrypt = 'required'\nca_file = 'ca.pem'\n",
+            path,
+        )
+        .unwrap();
+        let Some(StoreLocation::SqlServer(c)) = config.store else {
+            panic!("not SQL Server")
+        };
+        assert_eq!((c.host.as_str(), c.port), ("db1.example.com", 14330));
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/sstore/ca.pem")));
+        assert!(
+            matches!(&c.auth, SqlAuth::Sql { user, password: PasswordSource::File(f) }
+            if user == "sstore" && f == Path::new("/etc/sstore/mssql.pw"))
+        );
+        let config = Config::parse("[store]\nkind = 'sqlite'\npath = 's.db'\n", path).unwrap();
+        assert_eq!(
+            config.store,
+            Some(StoreLocation::Sqlite("/etc/sstore/s.db".into()))
+        );
+        for (text, says) in [
+            (
+                "[store]\nkind = 'sqlserver'\nserver = 'h'\ndatabase = 'd'\nuser = 'u'\npassword = 'x'\n",
+                "password",
+            ),
+            ("[store]\nkind = 'oracle'\n", "oracle"),
+            (
+                "[store]\nkind = 'sqlserver'\nserver = 'h'\nuser = 'u'\n",
+                "database",
+            ),
+        ] {
+            let e = Config::parse(text, path).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
     }
 }

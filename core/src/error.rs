@@ -2,7 +2,7 @@
 
 use crate::backup::BackupError;
 use crate::format::FormatError;
-use crate::store::StoreError;
+use crate::store::{SqlServerError, StoreError};
 use crate::target::TargetError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,10 @@ impl StoreError {
     pub fn category(&self) -> ErrorCategory {
         match self {
             StoreError::WrongPassphrase => ErrorCategory::WrongPassphrase,
-            StoreError::NotFound { .. } => ErrorCategory::NoStore,
+            StoreError::NotFound { .. }
+            | StoreError::SqlServer(
+                SqlServerError::NoStore { .. } | SqlServerError::DatabaseMissing { .. },
+            ) => ErrorCategory::NoStore,
             _ => ErrorCategory::Failed,
         }
     }

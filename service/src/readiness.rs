@@ -135,7 +135,7 @@ impl Readiness {
 
     /// Reads the store's Master Key generation; returns the previous one when it changed.
     pub fn check_key(&self, runtime: &Runtime) -> Option<u64> {
-        let generation = SecureStore::open(&runtime.store_path)
+        let generation = SecureStore::open_locator(&runtime.store_path)
             .and_then(|s| s.summary())
             .ok()?
             .master_key

@@ -11,6 +11,9 @@ use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStor
 use sstore_core::{KdfParams, Passphrase};
 use sstore_target_local::LocalTarget;
 
+pub mod mssql_engine;
+pub mod tds_standin;
+
 pub fn passphrase() -> Passphrase {
     Passphrase::new("Test-Passphrase-42")
 }

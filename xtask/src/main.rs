@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench_serve;
+mod bench_mssql;
 mod bench_targets;
 mod services;
 
@@ -21,6 +22,9 @@ commands:
                           a backup of an N MiB store (default 1024) through sstore serve to two
                           destinations, idle and with C clients (default 200) polling status
                           and holding event streams: rate ratio, status p99, peak RSS
+  bench-mssql [--sets N]  with SSTORE_TEST_MSSQL_URL (+ SSTORE_MSSQL_PASSWORD): backup and
+                          masterkey update of N credential sets (default 100000) on that SQL
+                          Server / Azure SQL / Babelfish and in SQLite, in sets per second
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Some("services") => services::command(&root(), &args[1..]),
         Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
         Some("bench-serve") => bench_serve::run(&root(), &args[1..]),
+        Some("bench-mssql") => bench_mssql::run_bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

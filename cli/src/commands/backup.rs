@@ -46,7 +46,10 @@ pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
             None => bail!("--method new needs --new-store PATH"),
         },
     };
-    if method == RestoreMethod::Overwrite && !args.force && destination.exists() {
+    if method == RestoreMethod::Overwrite
+        && !args.force
+        && (ctx.store.is_sql_server() || destination.exists())
+    {
         confirm_overwrite(&destination)?;
     }
     let keys = crate::keys::open_keys(ctx, &args.identities)?;

@@ -18,23 +18,27 @@ use anyhow::Result;
 use sstore_core::backup::{BackupDirectory, Destination, JobJournal};
 use sstore_core::config::{self, Config};
 use sstore_core::locations;
-use sstore_core::store::SecureStore;
+use sstore_core::store::{SecureStore, StoreLocation};
 use sstore_core::target::Registry;
 use sstore_core::{Passphrase, store::UnlockedStore};
 
 use crate::args::{Cli, Command, GlobalArgs};
 use crate::passphrase;
 
-/// What every command needs: arguments, config, and the resolved store path.
+/// What every command needs: arguments, config, and the resolved store.
 pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
+    /// Where the store lives.
+    pub store: StoreLocation,
+    /// The same as a path-shaped locator (the file, or the `mssql://` URL), the form backup
+    /// jobs, restore requests and the service carry.
     pub store_path: PathBuf,
 }
 
 impl Context {
     pub fn open_store(&self) -> Result<SecureStore> {
-        Ok(SecureStore::open(&self.store_path)?)
+        Ok(SecureStore::open_at(&self.store)?)
     }
 
     pub fn store_passphrase(&self, confirm: bool) -> Result<Passphrase> {
@@ -91,16 +95,19 @@ impl Context {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.global.config.as_deref())?;
-    let store_path = cli
-        .global
-        .store
-        .clone()
-        .or_else(|| config.store.clone())
-        .unwrap_or_else(config::default_store_path);
+    // `--store` / SSTORE_STORE: a plain path is an SQLite file; an mssql:// URL is SQL Server.
+    let store = match &cli.global.store {
+        Some(given) => StoreLocation::from_locator(given)?,
+        None => config
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreLocation::Sqlite(config::default_store_path())),
+    };
     let ctx = Context {
         global: cli.global,
         config,
-        store_path,
+        store_path: store.to_locator(),
+        store,
     };
     match cli.command {
         Command::Store(cmd) => store::run_store(&ctx, cmd),

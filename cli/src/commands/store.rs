@@ -12,12 +12,12 @@ pub fn run_store(ctx: &Context, cmd: StoreCommand) -> Result<()> {
     match cmd {
         StoreCommand::Init => {
             let passphrase = ctx.store_passphrase(true)?;
-            let store = SecureStore::create(&ctx.store_path, &passphrase, KdfParams::RECOMMENDED)?;
+            let store = SecureStore::create_at(&ctx.store, &passphrase, KdfParams::RECOMMENDED)?;
             let info = store.master_key_info()?;
             println!(
                 "Created Secure Store {} at {}",
                 store.store_id()?,
-                ctx.store_path.display()
+                ctx.store
             );
             println!(
                 "Master Key {} (generation {}), protected with {}",
@@ -30,13 +30,14 @@ pub fn run_store(ctx: &Context, cmd: StoreCommand) -> Result<()> {
             if json {
                 print_json(&serde_json::json!({
                     "path": ctx.store_path,
+                    "home": if ctx.store.is_sql_server() { "sqlserver" } else { "sqlite" },
                     "store_id": summary.store_id,
                     "master_key": summary.master_key,
                     "applications": summary.applications,
                     "credential_sets": summary.credential_sets,
                 }))?;
             } else {
-                println!("Store:           {}", ctx.store_path.display());
+                println!("Store:           {}", ctx.store);
                 println!("Store id:        {}", summary.store_id);
                 println!(
                     "Master Key:      {} (generation {}, {}, created {})",

@@ -50,7 +50,7 @@ impl BackupKeys {
         if let Some(passphrase) = &self.passphrase {
             passphrase.check_policy().map_err(StoreError::from)?;
             if self.passphrase_is_store {
-                SecureStore::open(store_path)?.check_passphrase(passphrase)?;
+                SecureStore::open_locator(store_path)?.check_passphrase(passphrase)?;
             }
         }
         Ok(())

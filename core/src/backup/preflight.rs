@@ -162,9 +162,10 @@ fn keys_detail(keys: &BackupKeys) -> String {
 }
 
 fn store_check(store_path: &Path, checks: &mut Vec<Check>) -> Option<StoreSummary> {
-    let summary = SecureStore::open(store_path).and_then(|store| store.summary());
+    let opened = SecureStore::open_locator(store_path);
+    let summary = opened.and_then(|store| Ok((store.summary()?, store.permissions())));
     match summary {
-        Ok(s) => {
+        Ok((s, permissions)) => {
             checks.push(Check::ok(
                 "store",
                 format!(
@@ -175,6 +176,17 @@ fn store_check(store_path: &Path, checks: &mut Vec<Check>) -> Option<StoreSummar
                     s.master_key.generation
                 ),
             ));
+            match permissions {
+                Ok(found) => checks.extend(found.into_iter().map(|p| {
+                    let status = match (p.granted, p.required) {
+                        (true, _) => CheckStatus::Ok,
+                        (false, true) => CheckStatus::Failed,
+                        (false, false) => CheckStatus::Warning,
+                    };
+                    Check::new(format!("store permission: {}", p.what), status, p.detail)
+                })),
+                Err(e) => checks.push(Check::warning("store permissions", e.to_string())),
+            }
             Some(s)
         }
         Err(e) => {

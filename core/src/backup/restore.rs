@@ -11,7 +11,7 @@ use super::{
 };
 use crate::fsutil;
 use crate::secret::Passphrase;
-use crate::store::SecureStore;
+use crate::store::{SecureStore, StoreLocation};
 use crate::target::{self, PutMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +208,9 @@ async fn restore_into(
     manifest: &Manifest,
 ) -> Result<Option<bool>, BackupError> {
     let dest = &request.destination;
+    if let location @ StoreLocation::SqlServer(_) = StoreLocation::from_locator(dest)? {
+        return restore_into_server(dir, request, keys, log, backup, manifest, location).await;
+    }
     if request.method == RestoreMethod::New && dest.exists() && !request.force {
         return Err(BackupError::DestinationExists { path: dest.clone() });
     }
@@ -241,4 +244,46 @@ async fn restore_into(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// A restore into a store on SQL Server: the backup is decrypted and checked completely into
+/// a work file in the staging folder first, then loaded into the database in one transaction
+/// (for `Overwrite`, or `New` with `force`, replacing what the database holds).
+async fn restore_into_server(
+    dir: &BackupDirectory,
+    request: &RestoreRequest,
+    keys: &OpenKeys,
+    log: &EventSink,
+    backup: &HistoryEntry,
+    manifest: &Manifest,
+    location: StoreLocation,
+) -> Result<Option<bool>, BackupError> {
+    let staging = dir.staging();
+    fsutil::create_private_dir_all(staging).map_err(BackupError::io(staging))?;
+    let temp = super::job::WorkFile(staging.join(format!("restore-{}.db", backup.id)));
+    let _ = std::fs::remove_file(&temp.0);
+    fetch_and_check(dir, backup, manifest, keys, &temp.0).await?;
+    log.info(format!("decrypted and verified into {}", temp.0.display()));
+    let opens = match &request.store_passphrase {
+        Some(p) => Some(
+            SecureStore::open_read_only(&temp.0)?
+                .check_passphrase(p)
+                .is_ok(),
+        ),
+        None => None,
+    };
+    let replace = request.method == RestoreMethod::Overwrite || request.force;
+    let copy = temp.0.clone();
+    let target = location.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || SecureStore::load_copy(&copy, &target, replace))
+            .await
+            .map_err(|e| {
+                BackupError::Task(format!("loading the store stopped unexpectedly: {e}"))
+            })??;
+    log.info(format!(
+        "loaded into {location} in one transaction: {} applications, {} credential sets",
+        summary.applications, summary.credential_sets
+    ));
+    Ok(opens)
 }

@@ -17,7 +17,7 @@ pub struct StoreTree {
 impl StoreTree {
     /// Describes what a backup of the store at `store_path` would hold.
     pub fn read(store_path: &Path) -> Result<Self, BackupError> {
-        let store = SecureStore::open(store_path)?;
+        let store = SecureStore::open_locator(store_path)?;
         Ok(Self {
             store_path: store_path.to_owned(),
             summary: store.summary()?,

@@ -62,6 +62,143 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("store location {location}: {reason}")]
+    InvalidLocation { location: String, reason: String },
+    #[error(transparent)]
+    SqlServer(#[from] SqlServerError),
+}
+
+/// What went wrong with a store on SQL Server. Each names the server (`HOST:PORT`) and, where
+/// known, the database; none carries the password.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlServerError {
+    #[error("SQL Server {server}: no password for user '{user}': {reason}")]
+    PasswordMissing {
+        server: String,
+        user: String,
+        reason: String,
+    },
+    #[error(
+        "SQL Server {server} is unreachable: {reason}; check the host and port, that the server runs and accepts TCP connections, and the firewall"
+    )]
+    Unreachable { server: String, reason: String },
+    #[error("SQL Server {server}: TLS refused: {reason}; {hint}")]
+    TlsRefused {
+        server: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error(
+        "SQL Server {server}: login failed for user '{user}' (database {database}): check the user and its password ({password_from})"
+    )]
+    LoginFailed {
+        server: String,
+        database: String,
+        user: String,
+        password_from: String,
+    },
+    #[error("SQL Server {server}: integrated Windows authentication {reason}")]
+    IntegratedAuth { server: String, reason: String },
+    #[error(
+        "SQL Server {server}: database '{database}' does not exist or this login may not open it: create the store with `sstore store init --store mssql://USER@{server}/{database}` (creating the database needs the dbcreator role), or ask its owner to map the login to a user in it"
+    )]
+    DatabaseMissing { server: String, database: String },
+    #[error(
+        "SQL Server {server}: database '{database}' holds no sstore store (no table {table}): create one with `sstore store init`"
+    )]
+    NoStore {
+        server: String,
+        database: String,
+        table: String,
+    },
+    #[error(
+        "SQL Server {server}: database '{database}' already holds an sstore store: choose another database, or remove its sstore_* tables first"
+    )]
+    AlreadyExists { server: String, database: String },
+    #[error(
+        "SQL Server {server}, database '{database}': store schema version {found}; this sstore reads version {supported}"
+    )]
+    SchemaVersion {
+        server: String,
+        database: String,
+        found: String,
+        supported: u32,
+    },
+    #[error("SQL Server {server}, database '{database}': permission denied{}: {message}; {role}", table.as_ref().map(|t| format!(" on {t}")).unwrap_or_default())]
+    PermissionDenied {
+        server: String,
+        database: String,
+        table: Option<String>,
+        message: String,
+        /// The role or grant that gives the permission, and where.
+        role: String,
+    },
+    #[error("SQL Server {server}, database '{database}': chosen as deadlock victim{}", if *retried { " (retried, again)" } else { "; the change was rolled back: run the command again" })]
+    Deadlock {
+        server: String,
+        database: String,
+        /// Whether sstore already retried (read-only backups are retried).
+        retried: bool,
+    },
+    #[error(
+        "SQL Server {server}, database '{database}': another writer holds the store's lock (waited {waited_secs} s); nothing was changed: try again when it has finished"
+    )]
+    Busy {
+        server: String,
+        database: String,
+        waited_secs: u64,
+    },
+    #[error(
+        "SQL Server {server}, database '{database}': a concurrent change conflicted with this one ({message}); nothing was changed: try again"
+    )]
+    Conflict {
+        server: String,
+        database: String,
+        message: String,
+    },
+    #[error("SQL Server {server}, database '{database}': timed out {during} after {secs} s{}", if *retryable { "; the server may be overloaded: try again" } else { "" })]
+    Timeout {
+        server: String,
+        database: String,
+        during: String,
+        secs: u64,
+        retryable: bool,
+    },
+    #[error(
+        "SQL Server {server}, database '{database}': the connection was lost ({reason}); an unfinished change was rolled back by the server"
+    )]
+    ConnectionLost {
+        server: String,
+        database: String,
+        reason: String,
+    },
+    #[error("SQL Server {server}, database '{database}': error {code}: {message}")]
+    Server {
+        server: String,
+        database: String,
+        code: u32,
+        message: String,
+    },
+    #[error("SQL Server {server}, database '{database}': {message}")]
+    Protocol {
+        server: String,
+        database: String,
+        message: String,
+    },
+}
+
+impl SqlServerError {
+    /// Whether the same read can simply be tried again (a read-only backup is).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SqlServerError::Deadlock { .. }
+            | SqlServerError::ConnectionLost { .. }
+            | SqlServerError::Busy { .. }
+            | SqlServerError::Conflict { .. } => true,
+            SqlServerError::Timeout { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1,6 +1,6 @@
 //! The Master Key: 32 random bytes, stored only wrapped under a key derived from the passphrase.
+//! Wrapping and unwrapping are the same for every home; a home only keeps the row.
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -17,6 +17,24 @@ pub struct MasterKeyInfo {
     pub generation: u64,
     pub kdf: KdfParams,
     pub created_at: String,
+}
+
+/// The stored form of the Master Key (the `master_key` row of either home): no secret in
+/// clear, but kept out of Debug output all the same.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct MasterKeyRow {
+    pub info: MasterKeyInfo,
+    pub salt: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for MasterKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeyRow")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) struct MasterKey {
@@ -40,15 +58,14 @@ impl MasterKey {
         &self.cipher
     }
 
-    /// Wraps the key under `passphrase` and writes it as the store's only Master Key.
-    pub(crate) fn store(
+    /// Wraps the key under `passphrase`: the row a home stores as the store's only Master Key.
+    pub(crate) fn wrap(
         &self,
-        conn: &Connection,
         store_id: &str,
         passphrase: &Passphrase,
         kdf: KdfParams,
         generation: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<MasterKeyRow, StoreError> {
         let salt: [u8; 16] = crate::random::bytes();
         let nonce: [u8; 12] = crate::random::bytes();
         let kek = Cipher::new(&kdf.derive(passphrase, &salt)?);
@@ -57,47 +74,40 @@ impl MasterKey {
             &aad(store_id, &self.key_id, generation),
             self.raw.as_bytes(),
         );
-        conn.execute(
-            "INSERT OR REPLACE INTO master_key
-               (id, key_id, generation, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, nonce, wrapped, created_at)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            rusqlite::params![
-                self.key_id,
+        Ok(MasterKeyRow {
+            info: MasterKeyInfo {
+                key_id: self.key_id.clone(),
                 generation,
-                kdf.memory_kib,
-                kdf.iterations,
-                kdf.parallelism,
-                &salt[..],
-                &nonce[..],
-                wrapped,
-                crate::backup::now_rfc3339(),
-            ],
-        )?;
-        Ok(())
+                kdf,
+                created_at: crate::backup::now_rfc3339(),
+            },
+            salt: salt.to_vec(),
+            nonce: nonce.to_vec(),
+            wrapped,
+        })
     }
 
     /// Unwraps the stored Master Key with `passphrase`.
-    pub(crate) fn unlock(
-        conn: &Connection,
+    pub(crate) fn unwrap(
+        row: &MasterKeyRow,
         store_id: &str,
         passphrase: &Passphrase,
     ) -> Result<Self, StoreError> {
-        let (info, salt, nonce, wrapped) = conn.query_row(
-            "SELECT key_id, generation, kdf_memory_kib, kdf_iterations, kdf_parallelism, created_at, salt, nonce, wrapped
-             FROM master_key WHERE id = 1",
-            [],
-            |r| Ok((row_info(r)?, r.get::<_, Vec<u8>>(6)?, r.get::<_, Vec<u8>>(7)?, r.get::<_, Vec<u8>>(8)?)),
-        )?;
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::NotAStore {
-            path: None,
-            reason: "Master Key nonce has the wrong length".into(),
-        })?;
-        let kek = Cipher::new(&info.kdf.derive(passphrase, &salt)?);
+        let info = &row.info;
+        let nonce: [u8; 12] =
+            row.nonce
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::NotAStore {
+                    path: None,
+                    reason: "Master Key nonce has the wrong length".into(),
+                })?;
+        let kek = Cipher::new(&info.kdf.derive(passphrase, &row.salt)?);
         let raw = kek
             .open(
                 &nonce,
                 &aad(store_id, &info.key_id, info.generation),
-                &wrapped,
+                &row.wrapped,
             )
             .map_err(|_| StoreError::WrongPassphrase)?;
         let bytes: [u8; 32] = raw
@@ -107,32 +117,10 @@ impl MasterKey {
         let key = SecretKey::from_bytes(bytes);
         Ok(Self {
             cipher: Cipher::new(&key),
-            key_id: info.key_id,
+            key_id: info.key_id.clone(),
             raw: key,
         })
     }
-}
-
-pub(crate) fn info(conn: &Connection) -> Result<MasterKeyInfo, StoreError> {
-    Ok(conn.query_row(
-        "SELECT key_id, generation, kdf_memory_kib, kdf_iterations, kdf_parallelism, created_at
-         FROM master_key WHERE id = 1",
-        [],
-        row_info,
-    )?)
-}
-
-fn row_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<MasterKeyInfo> {
-    Ok(MasterKeyInfo {
-        key_id: r.get(0)?,
-        generation: r.get(1)?,
-        kdf: KdfParams {
-            memory_kib: r.get(2)?,
-            iterations: r.get(3)?,
-            parallelism: r.get(4)?,
-        },
-        created_at: r.get(5)?,
-    })
 }
 
 /// Associated data of the wrapped key: binds it to its store, id and generation.

@@ -1,26 +1,42 @@
 //! The Secure Store: target applications, their credential sets, and the Master Key that
-//! encrypts every field value. Embedded in one SQLite file (owner-only).
+//! encrypts every field value.
+//!
+//! One interface, two homes ([`StoreLocation`]): an owner-only SQLite file (the default,
+//! [`sqlite`]) or a database on SQL Server, Azure SQL or Babelfish ([`sqlserver`]). A home keeps
+//! rows and transactions ([`home::Home`], [`home::Rows`]); everything else is written once,
+//! here: the model and its rules, the passphrase policy, the Master Key wrapping and the
+//! per-value AES-GCM with its associated data. Both homes write the same backup payload (an
+//! SQLite store file), so a backup of one restores into the other.
 //!
 //! [`SecureStore`] is an open store without its key (applications can be read and changed);
 //! [`UnlockedStore`] holds the Master Key and reads or writes credential values.
 
 mod credentials;
 mod error;
+mod home;
+mod location;
 mod master_key;
 mod model;
-mod schema;
+mod sqlite;
+mod sqlserver;
 
-use std::path::{Path, PathBuf};
-
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 pub use credentials::{CredentialSet, CredentialValues};
-pub use error::StoreError;
+pub use error::{SqlServerError, StoreError};
+pub use home::{PermissionCheck, SnapshotMethod};
+pub use location::{
+    Encryption, PASSWORD_ENV, PasswordSource, SqlAuth, SqlServerConfig, StoreLocation,
+};
 pub use master_key::MasterKeyInfo;
 pub use model::{AppType, FieldDef, FieldType, TargetApp};
 
 use crate::kdf::KdfParams;
 use crate::secret::Passphrase;
+use credentials::SealedValue;
+use home::{Home, Rows, StoreContents};
 use master_key::MasterKey;
 
 /// Facts about a store (or a snapshot of it) that a backup manifest records. No secrets.
@@ -32,146 +48,179 @@ pub struct StoreSummary {
     pub credential_sets: u64,
 }
 
+/// A backup payload written by [`SecureStore::snapshot`]: what it holds and how it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Read back from the copy itself.
+    pub summary: StoreSummary,
+    pub method: SnapshotMethod,
+}
+
 /// An open Secure Store, without its Master Key.
 pub struct SecureStore {
-    conn: Connection,
-    path: PathBuf,
+    home: Mutex<Box<dyn Home>>,
+    location: StoreLocation,
 }
 
 impl std::fmt::Debug for SecureStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecureStore")
-            .field("path", &self.path)
+            .field("location", &self.location)
             .finish()
     }
 }
 
 impl SecureStore {
-    /// Creates a new store protected by `passphrase` (which must meet the policy).
+    /// Creates a new store file protected by `passphrase` (which must meet the policy).
     pub fn create(
         path: &Path,
         passphrase: &Passphrase,
         kdf: KdfParams,
     ) -> Result<Self, StoreError> {
+        Self::create_at(&StoreLocation::Sqlite(path.to_owned()), passphrase, kdf)
+    }
+
+    /// Creates a new store at `location` protected by `passphrase` (which must meet the policy).
+    pub fn create_at(
+        location: &StoreLocation,
+        passphrase: &Passphrase,
+        kdf: KdfParams,
+    ) -> Result<Self, StoreError> {
         passphrase.check_policy()?;
         kdf.check_writable()?;
-        if path.exists() {
-            return Err(StoreError::AlreadyExists {
-                path: path.to_owned(),
-            });
-        }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::fsutil::create_private_dir_all(parent).map_err(|source| StoreError::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        // Create the file owner-only before SQLite opens it; SQLite gives its journal the same mode.
-        crate::fsutil::create_private_file(path).map_err(|source| StoreError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let result = (|| {
-            let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-            let tx = conn.transaction()?;
-            schema::create(&tx)?;
-            let store_id = crate::random::hex_id::<16>();
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('store_id', ?1)",
-                [&store_id],
-            )?;
-            MasterKey::generate().store(&tx, &store_id, passphrase, kdf, 1)?;
-            tx.commit()?;
-            Ok::<_, StoreError>(conn)
-        })();
-        match result {
-            Ok(conn) => Ok(Self {
-                conn,
-                path: path.to_owned(),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                Err(e.with_path(path))
+        let store_id = crate::random::hex_id::<16>();
+        let master_key = MasterKey::generate().wrap(&store_id, passphrase, kdf, 1)?;
+        let contents = StoreContents {
+            meta: vec![
+                ("store_id".into(), store_id),
+                ("created_at".into(), crate::backup::now_rfc3339()),
+            ],
+            master_key,
+            apps: Vec::new(),
+            values: Vec::new(),
+        };
+        Self::create_with(location, &contents, false)
+    }
+
+    fn create_with(
+        location: &StoreLocation,
+        contents: &StoreContents,
+        replace: bool,
+    ) -> Result<Self, StoreError> {
+        let home: Box<dyn Home> = match location {
+            StoreLocation::Sqlite(path) => Box::new(sqlite::SqliteHome::create(path, contents)?),
+            StoreLocation::SqlServer(config) => {
+                Box::new(sqlserver::SqlServerHome::create(config, contents, replace)?)
             }
+        };
+        Ok(Self::with_home(home, location.clone()))
+    }
+
+    fn with_home(home: Box<dyn Home>, location: StoreLocation) -> Self {
+        Self {
+            home: Mutex::new(home),
+            location,
         }
     }
 
-    /// Opens an existing store.
+    /// Opens an existing store file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::NotFound {
-                path: path.to_owned(),
-            });
-        }
-        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .map_err(|e| e.with_path(path))?;
-        schema::check(&conn).map_err(|e| e.with_path(path))?;
-        Ok(Self {
-            conn,
-            path: path.to_owned(),
-        })
+        Self::open_at(&StoreLocation::Sqlite(path.to_owned()))
     }
 
-    /// Opens a store read-only (for checking a restored or snapshot copy).
+    /// Opens an existing store wherever it lives (the schema version is checked).
+    pub fn open_at(location: &StoreLocation) -> Result<Self, StoreError> {
+        let home: Box<dyn Home> = match location {
+            StoreLocation::Sqlite(path) => Box::new(sqlite::SqliteHome::open(path, false)?),
+            StoreLocation::SqlServer(config) => Box::new(sqlserver::SqlServerHome::open(config)?),
+        };
+        Ok(Self::with_home(home, location.clone()))
+    }
+
+    /// Opens the store a locator names: a path, or an `mssql://` URL carried as a path (what
+    /// jobs, requests and the service keep; see [`StoreLocation::to_locator`]).
+    pub fn open_locator(locator: &Path) -> Result<Self, StoreError> {
+        Self::open_at(&StoreLocation::from_locator(locator)?)
+    }
+
+    /// Opens a store file read-only (for checking a restored or snapshot copy).
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::NotFound {
-                path: path.to_owned(),
-            });
-        }
-        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| e.with_path(path))?;
-        schema::check(&conn).map_err(|e| e.with_path(path))?;
-        Ok(Self {
-            conn,
-            path: path.to_owned(),
-        })
+        let home = sqlite::SqliteHome::open(path, true)?;
+        Ok(Self::with_home(
+            Box::new(home),
+            StoreLocation::Sqlite(path.to_owned()),
+        ))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The store file, for a store in SQLite.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            StoreLocation::Sqlite(path) => Some(path),
+            StoreLocation::SqlServer(_) => None,
+        }
+    }
+
+    fn home(&self) -> MutexGuard<'_, Box<dyn Home>> {
+        self.home.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` over the rows, reading only.
+    fn read<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut dyn Rows) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.home().read(&mut |rows| {
+            out = Some(f(rows)?);
+            Ok(())
+        })?;
+        out.ok_or_else(unit_not_run)
+    }
+
+    /// Runs `f` in one write transaction.
+    fn write<T: Send>(
+        &self,
+        mut f: impl FnMut(&mut dyn Rows) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.home().write(&mut |rows| {
+            out = Some(f(rows)?);
+            Ok(())
+        })?;
+        out.ok_or_else(unit_not_run)
     }
 
     pub fn store_id(&self) -> Result<String, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-                r.get(0)
-            })?)
+        self.read(store_id)
     }
 
     pub fn master_key_info(&self) -> Result<MasterKeyInfo, StoreError> {
-        master_key::info(&self.conn)
+        self.read(|rows| Ok(rows.master_key()?.info))
     }
 
     /// Store id, Master Key id and generation, and counts.
     pub fn summary(&self) -> Result<StoreSummary, StoreError> {
-        Ok(StoreSummary {
-            store_id: self.store_id()?,
-            master_key: self.master_key_info()?,
-            applications: self
-                .conn
-                .query_row("SELECT COUNT(*) FROM applications", [], |r| r.get(0))?,
-            credential_sets: self.conn.query_row(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT app, principal FROM credentials)",
-                [],
-                |r| r.get(0),
-            )?,
-        })
+        self.read(summary)
     }
 
-    /// SQLite's own integrity check; returns the problems found (empty when healthy).
+    /// The engine's own integrity check; returns the problems found (empty when healthy).
     pub fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let problems: Vec<String> = rows.collect::<Result<_, _>>()?;
-        Ok(problems.into_iter().filter(|p| p != "ok").collect())
+        self.home().integrity_problems()
+    }
+
+    /// What the login (SQL Server) or the user (SQLite) may do with the store, for readiness.
+    pub fn permissions(&self) -> Result<Vec<PermissionCheck>, StoreError> {
+        self.home().permissions()
     }
 
     /// Opens the Master Key with `passphrase`.
     pub fn unlock(self, passphrase: &Passphrase) -> Result<UnlockedStore, StoreError> {
-        let store_id = self.store_id()?;
-        let key = MasterKey::unlock(&self.conn, &store_id, passphrase)?;
+        let (store_id, row) = self.read(|rows| Ok((store_id(rows)?, rows.master_key()?)))?;
+        let key = MasterKey::unwrap(&row, &store_id, passphrase)?;
         Ok(UnlockedStore {
             store: self,
             key,
@@ -181,41 +230,60 @@ impl SecureStore {
 
     /// Checks that `passphrase` opens the current Master Key (as Update-SPSecureStoreApplicationServerKey).
     pub fn check_passphrase(&self, passphrase: &Passphrase) -> Result<MasterKeyInfo, StoreError> {
-        let store_id = self.store_id()?;
-        MasterKey::unlock(&self.conn, &store_id, passphrase)?;
-        self.master_key_info()
+        let (store_id, row) = self.read(|rows| Ok((store_id(rows)?, rows.master_key()?)))?;
+        MasterKey::unwrap(&row, &store_id, passphrase)?;
+        Ok(row.info)
     }
 
-    /// Writes a transactionally consistent copy of the store to `dest` (owner-only) through
-    /// SQLite's online backup API, which restarts if a writer changes the store meanwhile, and
+    /// Writes a transactionally consistent copy of the store to `dest` (owner-only) and
     /// returns the summary read from the copy itself.
     pub fn snapshot_to(&self, dest: &Path) -> Result<StoreSummary, StoreError> {
-        crate::fsutil::create_private_file(dest).map_err(|source| StoreError::Io {
-            path: dest.to_owned(),
-            source,
-        })?;
-        let copied = (|| {
-            let mut out = open_connection(dest, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-            let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
-            backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
-            Ok::<_, StoreError>(())
-        })();
-        copied.map_err(|e| e.with_path(dest))?;
+        Ok(self.snapshot(dest)?.summary)
+    }
+
+    /// Writes the backup payload (an SQLite store file, whatever the home) to `dest` from one
+    /// consistent read, and says how it was kept consistent.
+    pub fn snapshot(&self, dest: &Path) -> Result<Snapshot, StoreError> {
+        let method = self.home().snapshot_to(dest)?;
         let copy = SecureStore::open_read_only(dest)?;
-        copy.summary()
+        Ok(Snapshot {
+            summary: copy.summary()?,
+            method,
+        })
+    }
+
+    /// Loads the store file `copy` (a restored backup, checked) into `location`: a new store,
+    /// or, with `replace`, in place of the store there, in one transaction.
+    pub fn load_copy(
+        copy: &Path,
+        location: &StoreLocation,
+        replace: bool,
+    ) -> Result<StoreSummary, StoreError> {
+        let contents = SecureStore::open_read_only(copy)?.read(StoreContents::read)?;
+        let store = match location {
+            StoreLocation::SqlServer(_) => Self::create_with(location, &contents, replace)?,
+            StoreLocation::Sqlite(_) if replace => {
+                let store = Self::open_at(location)?;
+                store.write(|rows| {
+                    rows.clear()?;
+                    contents.write(rows)
+                })?;
+                store
+            }
+            StoreLocation::Sqlite(_) => Self::create_with(location, &contents, false)?,
+        };
+        store.summary()
     }
 
     /// Applications, sorted by name.
     pub fn apps(&self) -> Result<Vec<TargetApp>, StoreError> {
-        model::load_apps(&self.conn, None)
+        let mut apps = self.read(|rows| rows.apps(None))?;
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(apps)
     }
 
     pub fn app(&self, name: &str) -> Result<TargetApp, StoreError> {
-        model::load_apps(&self.conn, Some(name))?
-            .pop()
-            .ok_or_else(|| StoreError::AppNotFound {
-                name: name.to_owned(),
-            })
+        self.read(|rows| find_app(rows, name))
     }
 
     /// Adds one target application.
@@ -225,36 +293,54 @@ impl SecureStore {
 
     /// Adds several target applications in one transaction.
     pub fn create_apps(&mut self, apps: &[TargetApp]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
         for app in apps {
-            model::insert_app(&tx, app)?;
+            app.validate()?;
         }
-        tx.commit()?;
-        Ok(())
+        self.write(|rows| {
+            for app in apps {
+                if !rows.insert_app(app)? {
+                    return Err(StoreError::AppExists {
+                        name: app.name.clone(),
+                    });
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Removes an application and every credential set mapped to it.
     pub fn remove_app(&mut self, name: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM credentials WHERE app = ?1", [name])?;
-        tx.execute("DELETE FROM fields WHERE app = ?1", [name])?;
-        if tx.execute("DELETE FROM applications WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::AppNotFound {
-                name: name.to_owned(),
-            });
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(|rows| {
+            if rows.delete_app(name)? {
+                Ok(())
+            } else {
+                Err(StoreError::AppNotFound {
+                    name: name.to_owned(),
+                })
+            }
+        })
     }
 
-    /// Principals that have a credential set for `app`.
+    /// Principals that have a credential set for `app`, sorted.
     pub fn principals(&self, app: &str) -> Result<Vec<String>, StoreError> {
-        self.app(app)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT principal FROM credentials WHERE app = ?1 ORDER BY principal",
-        )?;
-        let rows = stmt.query_map([app], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut principals = self.read(|rows| {
+            find_app(rows, app)?;
+            rows.principals(app)
+        })?;
+        principals.sort();
+        principals.dedup();
+        Ok(principals)
+    }
+
+    /// Before a store file is replaced by a rename: lets SQLite roll back any interrupted
+    /// transaction of the old file, so its journal cannot be replayed onto the new one.
+    pub fn settle_before_replace(path: &Path) {
+        sqlite::SqliteHome::settle_before_replace(path);
+    }
+
+    /// After a store file was replaced: removes a journal left by the old file, if any.
+    pub fn remove_stale_journal(path: &Path) {
+        sqlite::SqliteHome::remove_stale_journal(path);
     }
 }
 
@@ -287,38 +373,88 @@ impl UnlockedStore {
 
     /// Sets several credential sets in one transaction.
     pub fn set_many(&mut self, sets: &[CredentialSet]) -> Result<(), StoreError> {
-        let tx = self.store.conn.transaction()?;
-        for set in sets {
-            credentials::write_set(&tx, &self.key, set)?;
-        }
-        tx.commit()?;
-        Ok(())
+        let key = &self.key;
+        self.store.write(|rows| {
+            let mut apps: HashMap<String, TargetApp> = HashMap::new();
+            for set in sets {
+                model::check_name("principal", &set.principal).map_err(|reason| {
+                    StoreError::InvalidCredentials {
+                        app: set.app.clone(),
+                        reason,
+                    }
+                })?;
+                if !apps.contains_key(&set.app) {
+                    apps.insert(set.app.clone(), find_app(rows, &set.app)?);
+                }
+                let app = apps.get(&set.app).ok_or_else(unit_not_run)?;
+                credentials::check_set(app, set)?;
+                if app.app_type.is_group()
+                    && let Some(group) = rows
+                        .principals(&app.name)?
+                        .into_iter()
+                        .find(|p| *p != set.principal)
+                {
+                    return Err(StoreError::GroupAlreadyMapped {
+                        app: app.name.clone(),
+                        principal: group,
+                    });
+                }
+                rows.delete_set(&set.app, &set.principal)?;
+                let sealed: Vec<SealedValue> = set
+                    .values
+                    .iter()
+                    .map(|(field, value)| {
+                        credentials::seal(key, &set.app, &set.principal, field, value.as_bytes())
+                    })
+                    .collect();
+                rows.insert_values(&sealed)?;
+            }
+            Ok(())
+        })
     }
 
-    /// The decrypted credential set of `principal` for `app`.
+    /// The decrypted credential set of `principal` for `app`, in the application's field order.
     pub fn credentials(&self, app: &str, principal: &str) -> Result<CredentialSet, StoreError> {
-        credentials::read_set(&self.store.conn, &self.key, app, principal)
-    }
-
-    /// Removes the credential set of `principal` for `app`.
-    pub fn clear_credentials(&mut self, app: &str, principal: &str) -> Result<(), StoreError> {
-        self.store.app(app)?;
-        let removed = self.store.conn.execute(
-            "DELETE FROM credentials WHERE app = ?1 AND principal = ?2",
-            [app, principal],
-        )?;
-        if removed == 0 {
+        let (definition, stored) = self
+            .store
+            .read(|rows| Ok((find_app(rows, app)?, rows.values(app, principal)?)))?;
+        let mut set = CredentialSet::new(app, principal);
+        for field in &definition.fields {
+            let Some(value) = stored.iter().find(|v| v.field == field.name) else {
+                continue;
+            };
+            set.values.push((
+                field.name.clone(),
+                credentials::open_text(&self.key, value)?,
+            ));
+        }
+        if set.values.is_empty() {
             return Err(StoreError::CredentialsNotFound {
                 app: app.to_owned(),
                 principal: principal.to_owned(),
             });
         }
-        Ok(())
+        Ok(set)
+    }
+
+    /// Removes the credential set of `principal` for `app`.
+    pub fn clear_credentials(&mut self, app: &str, principal: &str) -> Result<(), StoreError> {
+        self.store.write(|rows| {
+            find_app(rows, app)?;
+            if rows.delete_set(app, principal)? {
+                Ok(())
+            } else {
+                Err(StoreError::CredentialsNotFound {
+                    app: app.to_owned(),
+                    principal: principal.to_owned(),
+                })
+            }
+        })
     }
 
     /// Creates a new Master Key protected by `new_passphrase` and re-encrypts every credential
-    /// set under it, all in one transaction: after a crash the store is entirely on the old key
-    /// or entirely on the new one.
+    /// set under it, all in one transaction: after a crash (or a killed client, or a dropped
+    /// connection) the store is entirely on the old key or entirely on the new one.
     pub fn change_master_key(
         &mut self,
         new_passphrase: &Passphrase,
@@ -327,52 +463,101 @@ impl UnlockedStore {
         new_passphrase.check_policy()?;
         kdf.check_writable()?;
         let new_key = MasterKey::generate();
-        let tx = self
-            .store
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        credentials::reencrypt_all(&tx, &self.key, &new_key)?;
-        let generation = master_key::info(&tx)?.generation + 1;
-        new_key.store(&tx, &self.store_id, new_passphrase, kdf, generation)?;
-        tx.commit()?;
+        let (old_key, store_id) = (&self.key, &self.store_id);
+        let info = self.store.write(|rows| {
+            let mut values = rows.all_values()?;
+            for value in &mut values {
+                let plain = credentials::open(old_key, value)?;
+                let resealed =
+                    credentials::seal(&new_key, &value.app, &value.principal, &value.field, &plain);
+                value.nonce = resealed.nonce;
+                value.sealed = resealed.sealed;
+            }
+            rows.update_values(&values)?;
+            let generation = rows.master_key()?.info.generation + 1;
+            let row = new_key.wrap(store_id, new_passphrase, kdf, generation)?;
+            rows.put_master_key(&row)?;
+            Ok(row.info)
+        })?;
         self.key = new_key;
-        self.store.master_key_info()
+        Ok(info)
     }
 }
 
-fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
-        conn.pragma_update(None, "journal_mode", "DELETE")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-    }
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
+fn store_id(rows: &mut dyn Rows) -> Result<String, StoreError> {
+    rows.meta()?
+        .into_iter()
+        .find(|(key, _)| key == "store_id")
+        .map(|(_, value)| value)
+        .ok_or_else(|| StoreError::NotAStore {
+            path: None,
+            reason: "no store id recorded".into(),
+        })
 }
 
-pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
-    r.optional()
+fn summary(rows: &mut dyn Rows) -> Result<StoreSummary, StoreError> {
+    let (applications, credential_sets) = rows.counts()?;
+    Ok(StoreSummary {
+        store_id: store_id(rows)?,
+        master_key: rows.master_key()?.info,
+        applications,
+        credential_sets,
+    })
 }
 
-impl SecureStore {
-    /// Before a store file is replaced by a rename: lets SQLite roll back any interrupted
-    /// transaction of the old file, so its journal cannot be replayed onto the new one.
-    pub fn settle_before_replace(path: &Path) {
-        if let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
-            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-            let _ = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            });
-        }
-    }
+fn find_app(rows: &mut dyn Rows, name: &str) -> Result<TargetApp, StoreError> {
+    rows.apps(Some(name))?
+        .pop()
+        .ok_or_else(|| StoreError::AppNotFound {
+            name: name.to_owned(),
+        })
+}
 
-    /// After a store file was replaced: removes a journal left by the old file, if any.
-    pub fn remove_stale_journal(path: &Path) {
-        let mut journal = path.as_os_str().to_owned();
-        journal.push("-journal");
-        let _ = std::fs::remove_file(PathBuf::from(journal));
+fn unit_not_run() -> StoreError {
+    StoreError::NotAStore {
+        path: None,
+        reason: "internal: a unit of work did not run".into(),
     }
+}
+
+/// An application row as read from either home (fields are added after).
+fn model_row(
+    name: String,
+    friendly_name: String,
+    contact_email: Option<String>,
+    app_type: &str,
+) -> Result<TargetApp, StoreError> {
+    let app_type = app_type.parse().map_err(|reason| StoreError::InvalidApp {
+        name: name.clone(),
+        reason,
+    })?;
+    Ok(TargetApp {
+        name,
+        friendly_name,
+        contact_email,
+        app_type,
+        fields: Vec::new(),
+    })
+}
+
+/// A field row as read from either home.
+fn field_row(
+    app: &str,
+    name: String,
+    field_type: &str,
+    masked: bool,
+) -> Result<FieldDef, StoreError> {
+    let field_type = field_type
+        .parse()
+        .map_err(|reason| StoreError::InvalidApp {
+            name: app.to_owned(),
+            reason,
+        })?;
+    Ok(FieldDef {
+        name,
+        field_type,
+        masked,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! Target applications and their fields.
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -174,7 +173,7 @@ impl TargetApp {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    fn validate(&self) -> Result<(), StoreError> {
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
         let invalid = |reason: String| StoreError::InvalidApp {
             name: self.name.clone(),
             reason,
@@ -211,82 +210,4 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-pub(crate) fn insert_app(conn: &Connection, app: &TargetApp) -> Result<(), StoreError> {
-    app.validate()?;
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO applications (name, friendly_name, contact_email, app_type) VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![app.name, app.friendly_name, app.contact_email, app.app_type.as_str()],
-    )?;
-    if inserted == 0 {
-        return Err(StoreError::AppExists {
-            name: app.name.clone(),
-        });
-    }
-    for (position, field) in app.fields.iter().enumerate() {
-        conn.execute(
-            "INSERT INTO fields (app, position, name, field_type, masked) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![app.name, position as i64, field.name, field.field_type.as_str(), field.masked],
-        )?;
-    }
-    Ok(())
-}
-
-/// Loads all applications (or the one named), sorted by name, with their fields in order.
-pub(crate) fn load_apps(
-    conn: &Connection,
-    only: Option<&str>,
-) -> Result<Vec<TargetApp>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT name, friendly_name, contact_email, app_type FROM applications
-         WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
-    )?;
-    let rows = stmt.query_map([only], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    let mut apps = Vec::new();
-    for row in rows {
-        let (name, friendly_name, contact_email, app_type) = row?;
-        let app_type = app_type.parse().map_err(|reason| StoreError::InvalidApp {
-            name: name.clone(),
-            reason,
-        })?;
-        apps.push(TargetApp {
-            name,
-            friendly_name,
-            contact_email,
-            app_type,
-            fields: Vec::new(),
-        });
-    }
-    let mut fields = conn
-        .prepare("SELECT name, field_type, masked FROM fields WHERE app = ?1 ORDER BY position")?;
-    for app in &mut apps {
-        let rows = fields.query_map([&app.name], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (name, ty, masked) = row?;
-            let field_type = ty.parse().map_err(|reason| StoreError::InvalidApp {
-                name: app.name.clone(),
-                reason,
-            })?;
-            app.fields.push(FieldDef {
-                name,
-                field_type,
-                masked,
-            });
-        }
-    }
-    Ok(apps)
 }

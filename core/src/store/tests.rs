@@ -6,6 +6,11 @@ fn pass() -> Passphrase {
     Passphrase::new("Store-Pass-123")
 }
 
+/// A second connection to the store file, to change it behind sstore's back.
+fn raw(store: &SecureStore) -> rusqlite::Connection {
+    rusqlite::Connection::open(store.path().unwrap()).unwrap()
+}
+
 fn new_store(dir: &tempfile::TempDir) -> UnlockedStore {
     let path = dir.path().join("s.db");
     let mut store = SecureStore::create(&path, &pass(), KdfParams::MINIMUM).unwrap();
@@ -39,7 +44,7 @@ fn values_round_trip_and_wrong_passphrase_is_refused() {
             .value("Windows Password"),
         Some("pw-bob")
     );
-    let path = store.path().to_owned();
+    let path = store.path().unwrap().to_owned();
     drop(store);
     let err = SecureStore::open(&path)
         .unwrap()
@@ -54,8 +59,7 @@ fn a_value_moved_to_another_row_no_longer_decrypts() {
     let dir = tempfile::tempdir().unwrap();
     let store = new_store(&dir);
     // Copy bob's encrypted password over alice's, as someone editing the file could.
-    store
-        .conn
+    raw(&store)
         .execute(
             "UPDATE credentials SET nonce = (SELECT nonce FROM credentials WHERE principal = 'bob' AND field = 'Windows Password'),
                                     value = (SELECT value FROM credentials WHERE principal = 'bob' AND field = 'Windows Password')
@@ -73,8 +77,7 @@ fn a_value_moved_to_another_row_no_longer_decrypts() {
 
 /// The encrypted values as stored, in row order.
 fn sealed_values(store: &UnlockedStore) -> Vec<Vec<u8>> {
-    store
-        .conn
+    raw(store)
         .prepare("SELECT value FROM credentials ORDER BY rowid")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -101,7 +104,7 @@ fn changing_the_master_key_reencrypts_everything() {
         before.iter().zip(&after).all(|(a, b)| a != b),
         "every value must be re-encrypted"
     );
-    let path = store.path().to_owned();
+    let path = store.path().unwrap().to_owned();
     drop(store);
     let reopened = SecureStore::open(&path).unwrap();
     assert!(matches!(
@@ -189,7 +192,7 @@ fn the_store_file_is_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let store = new_store(&dir);
-    let mode = std::fs::metadata(store.path())
+    let mode = std::fs::metadata(store.path().unwrap())
         .unwrap()
         .permissions()
         .mode();

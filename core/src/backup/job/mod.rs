@@ -24,6 +24,7 @@ mod tracker;
 use std::path::PathBuf;
 
 pub use send::Destination;
+pub(crate) use stage::WorkFile;
 
 use super::journal::{JobJournal, JobRecord, JobState};
 use super::retry::RetryPolicy;

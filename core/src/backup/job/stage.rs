@@ -107,9 +107,14 @@ fn stage(
 ) -> Result<Manifest, BackupError> {
     let staged_path = dir.join(BACKUP_FILE);
     let snapshot = WorkFile(dir.join(format!("{}.snapshot", entry.id)));
-    let summary = SecureStore::open(store_path)?.snapshot_to(&snapshot.0)?;
+    let taken = SecureStore::open_locator(store_path)?.snapshot(&snapshot.0)?;
+    for retry in &taken.method.retries {
+        events.warn(format!("snapshot retried: {retry}"));
+    }
+    let summary = taken.summary;
     events.info(format!(
-        "snapshot taken: store {}, Master Key {} generation {}, {} applications, {} credential sets",
+        "snapshot taken in {}: store {}, Master Key {} generation {}, {} applications, {} credential sets",
+        taken.method.consistency,
         summary.store_id,
         summary.master_key.key_id,
         summary.master_key.generation,

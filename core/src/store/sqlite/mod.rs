@@ -1,0 +1,399 @@
+//! The SQLite home: the store in one owner-only SQLite file (the default). Its file format is
+//! also the backup payload of both homes (docs/FORMAT.md section 10).
+
+pub(crate) mod schema;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::StoreError;
+use super::credentials::SealedValue;
+use super::home::{Home, PermissionCheck, Rows, SnapshotMethod, StoreContents, Work};
+use super::master_key::{MasterKeyInfo, MasterKeyRow};
+use super::model::{FieldDef, TargetApp};
+use crate::kdf::KdfParams;
+
+pub(crate) struct SqliteHome {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteHome {
+    /// Creates the file (owner-only) and its tables, and fills them with `contents`; the file
+    /// is removed again when anything fails.
+    pub(crate) fn create(path: &Path, contents: &StoreContents) -> Result<Self, StoreError> {
+        if path.exists() {
+            return Err(StoreError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::fsutil::create_private_dir_all(parent).map_err(|source| StoreError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        // Create the file owner-only before SQLite opens it; SQLite gives its journal the same mode.
+        crate::fsutil::create_private_file(path).map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let result = (|| {
+            let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let tx = conn.transaction()?;
+            schema::create(&tx)?;
+            contents.write(&mut SqliteRows(&tx))?;
+            tx.commit()?;
+            Ok::<_, StoreError>(conn)
+        })();
+        match result {
+            Ok(conn) => Ok(Self {
+                conn,
+                path: path.to_owned(),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                Err(e.with_path(path))
+            }
+        }
+    }
+
+    /// Opens an existing store file, read-write or read-only.
+    pub(crate) fn open(path: &Path, read_only: bool) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn = open_connection(path, flags).map_err(|e| e.with_path(path))?;
+        schema::check(&conn).map_err(|e| e.with_path(path))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Before a store file is replaced by a rename: lets SQLite roll back any interrupted
+    /// transaction of the old file, so its journal cannot be replayed onto the new one.
+    pub(crate) fn settle_before_replace(path: &Path) {
+        if let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+            let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+            let _ = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        }
+    }
+
+    /// After a store file was replaced: removes a journal left by the old file, if any.
+    pub(crate) fn remove_stale_journal(path: &Path) {
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let _ = std::fs::remove_file(PathBuf::from(journal));
+    }
+}
+
+impl Home for SqliteHome {
+    fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        work(&mut SqliteRows(&self.conn)).map_err(|e| e.with_path(&self.path))
+    }
+
+    fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        (|| {
+            // IMMEDIATE: the write lock is taken first, so writers queue instead of failing
+            // when one of them upgrades a read lock.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            work(&mut SqliteRows(&tx))?;
+            tx.commit()?;
+            Ok::<_, StoreError>(())
+        })()
+        .map_err(|e| e.with_path(&path))
+    }
+
+    /// Through SQLite's online backup API, which restarts if a writer changes the store
+    /// meanwhile.
+    fn snapshot_to(&mut self, dest: &Path) -> Result<SnapshotMethod, StoreError> {
+        crate::fsutil::create_private_file(dest).map_err(|source| StoreError::Io {
+            path: dest.to_owned(),
+            source,
+        })?;
+        let copied = (|| {
+            let mut out = open_connection(dest, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
+            backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+            Ok::<_, StoreError>(())
+        })();
+        copied.map_err(|e| e.with_path(dest))?;
+        Ok(SnapshotMethod {
+            consistency: "SQLite online backup API".into(),
+            retries: Vec::new(),
+        })
+    }
+
+    fn integrity_problems(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let problems: Vec<String> = rows.collect::<Result<_, _>>()?;
+        Ok(problems.into_iter().filter(|p| p != "ok").collect())
+    }
+
+    /// Nothing beyond opening: a backup only reads the file, and the staging check covers
+    /// where the copy goes.
+    fn permissions(&mut self) -> Result<Vec<PermissionCheck>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Row operations on a connection or on a transaction (which dereferences to one).
+pub(crate) struct SqliteRows<'a>(pub(crate) &'a Connection);
+
+impl Rows for SqliteRows<'_> {
+    fn meta(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.0.prepare("SELECT key, value FROM meta ORDER BY key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    fn master_key(&mut self) -> Result<MasterKeyRow, StoreError> {
+        Ok(self.0.query_row(
+            "SELECT key_id, generation, kdf_memory_kib, kdf_iterations, kdf_parallelism, created_at, salt, nonce, wrapped
+             FROM master_key WHERE id = 1",
+            [],
+            |r| {
+                Ok(MasterKeyRow {
+                    info: MasterKeyInfo {
+                        key_id: r.get(0)?,
+                        generation: r.get(1)?,
+                        kdf: KdfParams {
+                            memory_kib: r.get(2)?,
+                            iterations: r.get(3)?,
+                            parallelism: r.get(4)?,
+                        },
+                        created_at: r.get(5)?,
+                    },
+                    salt: r.get(6)?,
+                    nonce: r.get(7)?,
+                    wrapped: r.get(8)?,
+                })
+            },
+        )?)
+    }
+
+    fn put_master_key(&mut self, row: &MasterKeyRow) -> Result<(), StoreError> {
+        let info = &row.info;
+        self.0.execute(
+            "INSERT OR REPLACE INTO master_key
+               (id, key_id, generation, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, nonce, wrapped, created_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                info.key_id,
+                info.generation,
+                info.kdf.memory_kib,
+                info.kdf.iterations,
+                info.kdf.parallelism,
+                row.salt,
+                row.nonce,
+                row.wrapped,
+                info.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn apps(&mut self, only: Option<&str>) -> Result<Vec<TargetApp>, StoreError> {
+        let mut stmt = self.0.prepare(
+            "SELECT name, friendly_name, contact_email, app_type FROM applications
+             WHERE ?1 IS NULL OR name = ?1",
+        )?;
+        let rows = stmt.query_map([only], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut apps = Vec::new();
+        for row in rows {
+            let (name, friendly_name, contact_email, app_type) = row?;
+            apps.push(super::model_row(
+                name,
+                friendly_name,
+                contact_email,
+                &app_type,
+            )?);
+        }
+        let mut fields = self.0.prepare(
+            "SELECT name, field_type, masked FROM fields WHERE app = ?1 ORDER BY position",
+        )?;
+        for app in &mut apps {
+            let rows = fields.query_map([&app.name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, ty, masked) = row?;
+                app.fields
+                    .push(super::field_row(&app.name, name, &ty, masked)?);
+            }
+        }
+        Ok(apps)
+    }
+
+    fn insert_app(&mut self, app: &TargetApp) -> Result<bool, StoreError> {
+        let inserted = self.0.execute(
+            "INSERT OR IGNORE INTO applications (name, friendly_name, contact_email, app_type) VALUES (?1, ?2, ?3, ?4)",
+            params![app.name, app.friendly_name, app.contact_email, app.app_type.as_str()],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for (
+            position,
+            FieldDef {
+                name,
+                field_type,
+                masked,
+            },
+        ) in app.fields.iter().enumerate()
+        {
+            self.0.execute(
+                "INSERT INTO fields (app, position, name, field_type, masked) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![app.name, position as i64, name, field_type.as_str(), masked],
+            )?;
+        }
+        Ok(true)
+    }
+
+    fn delete_app(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.0
+            .execute("DELETE FROM credentials WHERE app = ?1", [name])?;
+        self.0
+            .execute("DELETE FROM fields WHERE app = ?1", [name])?;
+        Ok(self
+            .0
+            .execute("DELETE FROM applications WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    fn principals(&mut self, app: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT DISTINCT principal FROM credentials WHERE app = ?1")?;
+        let rows = stmt.query_map([app], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn values(&mut self, app: &str, principal: &str) -> Result<Vec<SealedValue>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT field, nonce, value FROM credentials WHERE app = ?1 AND principal = ?2",
+        )?;
+        let rows = stmt.query_map([app, principal], |r| {
+            Ok(SealedValue {
+                app: app.to_owned(),
+                principal: principal.to_owned(),
+                field: r.get(0)?,
+                nonce: r.get(1)?,
+                sealed: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delete_set(&mut self, app: &str, principal: &str) -> Result<bool, StoreError> {
+        Ok(self.0.execute(
+            "DELETE FROM credentials WHERE app = ?1 AND principal = ?2",
+            [app, principal],
+        )? > 0)
+    }
+
+    fn insert_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError> {
+        let mut insert = self.0.prepare_cached(
+            "INSERT INTO credentials (app, principal, field, nonce, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for v in values {
+            insert.execute(params![v.app, v.principal, v.field, v.nonce, v.sealed])?;
+        }
+        Ok(())
+    }
+
+    fn all_values(&mut self) -> Result<Vec<SealedValue>, StoreError> {
+        let mut stmt = self.0.prepare(
+            "SELECT app, principal, field, nonce, value FROM credentials ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SealedValue {
+                app: r.get(0)?,
+                principal: r.get(1)?,
+                field: r.get(2)?,
+                nonce: r.get(3)?,
+                sealed: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn update_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError> {
+        let mut update = self.0.prepare_cached(
+            "UPDATE credentials SET nonce = ?1, value = ?2 WHERE app = ?3 AND principal = ?4 AND field = ?5",
+        )?;
+        for v in values {
+            update.execute(params![v.nonce, v.sealed, v.app, v.principal, v.field])?;
+        }
+        Ok(())
+    }
+
+    fn counts(&mut self) -> Result<(u64, u64), StoreError> {
+        let apps: u64 = self
+            .0
+            .query_row("SELECT COUNT(*) FROM applications", [], |r| r.get(0))?;
+        let sets: u64 = self.0.query_row(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT app, principal FROM credentials)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((apps, sets))
+    }
+
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.0.execute_batch(
+            "DELETE FROM credentials; DELETE FROM fields; DELETE FROM applications;
+             DELETE FROM master_key; DELETE FROM meta WHERE key <> 'schema_version';",
+        )?;
+        Ok(())
+    }
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
+    r.optional()
+}
