@@ -71,6 +71,14 @@ fn cargo() -> Command {
     cmd
 }
 
+/// Cargo for the one-shot CI run: no incremental state, which a clean clone never reuses and
+/// which would add gigabytes to the target folder.
+fn ci_cargo() -> Command {
+    let mut cmd = cargo();
+    cmd.env("CARGO_INCREMENTAL", "0");
+    cmd
+}
+
 /// Runs a command, failing with its description if it fails.
 fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
     eprintln!("==> {what}");
@@ -87,11 +95,11 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
 fn ci() -> Result<(), String> {
     run(
         "cargo fmt --check",
-        cargo().args(["fmt", "--all", "--", "--check"]),
+        ci_cargo().args(["fmt", "--all", "--", "--check"]),
     )?;
     run(
         "cargo clippy",
-        cargo().args([
+        ci_cargo().args([
             "clippy",
             "--workspace",
             "--all-targets",
@@ -108,7 +116,7 @@ fn ci() -> Result<(), String> {
             .env("SSTORE_REQUIRE_SERVICES", "1")
             .env_remove("AWS_CA_BUNDLE");
     };
-    let mut workspace = cargo();
+    let mut workspace = ci_cargo();
     workspace.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
     with_services(&mut workspace);
     let (mut passed, mut failed) = test_and_count(&mut workspace)?;
@@ -118,7 +126,7 @@ fn ci() -> Result<(), String> {
     services::apt_install(services::LIBSMBCLIENT_BUILD_PACKAGES)?;
     run(
         "cargo clippy -p sstore-target-smb --features libsmbclient",
-        cargo().args([
+        ci_cargo().args([
             "clippy",
             "-p",
             "sstore-target-smb",
@@ -130,7 +138,7 @@ fn ci() -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    let mut smb = cargo();
+    let mut smb = ci_cargo();
     smb.args([
         "test",
         "-p",
@@ -146,11 +154,22 @@ fn ci() -> Result<(), String> {
 
     // One closing line for the whole suite (each test binary prints its own result line).
     println!("tests: {passed} passed, {failed} failed");
+    report_target_size();
     if failed > 0 || passed == 0 {
         return Err(format!("cargo test: {passed} passed, {failed} failed"));
     }
     eprintln!("==> all checks passed");
     Ok(())
+}
+
+/// Prints how much disk the target folder took (CI machines have little to spare).
+fn report_target_size() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    if let Ok(out) = Command::new("du").arg("-sh").arg(&target).output() {
+        eprint!("==> target folder: {}", String::from_utf8_lossy(&out.stdout));
+    }
 }
 
 /// Runs `cargo test`, passing its output through, and adds up the `test result:` lines.
