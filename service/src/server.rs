@@ -224,7 +224,8 @@ async fn resume_interrupted(jobs: &Arc<JobManager>) {
     }
 }
 
-/// After every backup job, the destinations' last successes are read again.
+/// After every backup job (and restore: an overwrite backs up first), the destinations' last
+/// successes are read again.
 fn refresh_after_backups(
     jobs: &Arc<JobManager>,
     readiness: &Arc<Readiness>,
@@ -235,8 +236,13 @@ fn refresh_after_backups(
     tokio::spawn(async move {
         loop {
             match events.recv().await {
+                // A restore over the live store backs it up first.
                 Ok(crate::jobs::ServiceEvent::Job { job })
-                    if job.is_finished() && job.kind == crate::jobs::JobKind::Backup =>
+                    if job.is_finished()
+                        && matches!(
+                            job.kind,
+                            crate::jobs::JobKind::Backup | crate::jobs::JobKind::Restore
+                        ) =>
                 {
                     readiness.refresh(&runtime).await;
                 }

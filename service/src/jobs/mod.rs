@@ -19,7 +19,7 @@ use serde::Serialize;
 use sstore_core::backup::{EventSink, JobEvent, JobLog, StopSignal};
 use tokio::sync::{Notify, broadcast};
 
-pub use plan::{Plan, Runtime, plan_resume};
+pub use plan::{BackupFirst, Plan, Runtime, plan_resume};
 pub use request::{JobKind, JobRequest};
 pub use view::JobView;
 
@@ -117,8 +117,19 @@ impl JobManager {
         request: JobRequest,
         requested_by: &str,
     ) -> Result<JobView, ApiError> {
+        self.submit_with_keys(request, requested_by, None).await
+    }
+
+    /// Queues a job whose verify or restore opens backups with `keys` (a key an operator gave
+    /// for this one job: held in the job's plan only, never in its request, view or log).
+    pub async fn submit_with_keys(
+        self: &Arc<Self>,
+        request: JobRequest,
+        requested_by: &str,
+        keys: Option<sstore_core::backup::OpenKeys>,
+    ) -> Result<JobView, ApiError> {
         request.validate(&self.runtime.config)?;
-        let plan = Plan::resolve(&self.runtime, &request, requested_by).await?;
+        let plan = Plan::resolve_with_keys(&self.runtime, &request, requested_by, keys).await?;
         Ok(self.enqueue(request, requested_by, plan))
     }
 

@@ -107,7 +107,18 @@ pub enum Plan {
         dir: BackupDirectory,
         request: RestoreRequest,
         keys: OpenKeys,
+        /// An overwrite first backs the current store up here, so it can itself be undone;
+        /// the live store is not touched unless that backup succeeds.
+        backup_first: Option<BackupFirst>,
     },
+}
+
+/// The backup of the live store an overwrite takes first: to the configured `[backup]`
+/// destinations, with the keys scheduled backups use.
+pub struct BackupFirst {
+    pub staging: PathBuf,
+    pub destinations: Vec<Destination>,
+    pub keys: BackupKeys,
 }
 
 /// The state a job enters when it starts.
@@ -141,10 +152,34 @@ impl Plan {
                 .chain(std::iter::once(format!("staging:{}", staging.display())))
                 .collect(),
             Plan::Verify { dir, .. } | Plan::Prune { dir, .. } => vec![dir.location()],
-            Plan::Restore { dir, request, .. } => vec![
-                dir.location(),
-                format!("store:{}", request.destination.display()),
-            ],
+            Plan::Restore {
+                dir,
+                request,
+                backup_first,
+                ..
+            } => {
+                let mut locations = vec![
+                    dir.location(),
+                    format!("store:{}", request.destination.display()),
+                ];
+                if let Some(first) = backup_first {
+                    for location in
+                        first
+                            .destinations
+                            .iter()
+                            .map(|d| d.dir.location())
+                            .chain(std::iter::once(format!(
+                                "staging:{}",
+                                first.staging.display()
+                            )))
+                    {
+                        if !locations.contains(&location) {
+                            locations.push(location);
+                        }
+                    }
+                }
+                locations
+            }
         }
     }
 
@@ -154,6 +189,22 @@ impl Plan {
         request: &JobRequest,
         requested_by: &str,
     ) -> Result<Self, ApiError> {
+        Self::resolve_with_keys(runtime, request, requested_by, None).await
+    }
+
+    /// Plans `request`; a verify or restore opens backups with `keys` when given (a key an
+    /// operator typed for this one job), else with the keys the service holds.
+    pub async fn resolve_with_keys(
+        runtime: &Runtime,
+        request: &JobRequest,
+        requested_by: &str,
+        keys: Option<OpenKeys>,
+    ) -> Result<Self, ApiError> {
+        let no_keys = |m: String| ApiError::new(axum::http::StatusCode::CONFLICT, "no-keys", m);
+        let open_keys = || match &keys {
+            Some(keys) => Ok(keys.clone()),
+            None => runtime.open_keys().map_err(no_keys),
+        };
         let config = &runtime.config;
         let registry = &runtime.registry;
         let directory = request.directory.as_deref();
@@ -187,9 +238,7 @@ impl Plan {
                 } else {
                     Selection::id_or_newest(request.backup_id.as_deref())
                 },
-                keys: runtime
-                    .open_keys()
-                    .map_err(|m| ApiError::new(axum::http::StatusCode::CONFLICT, "no-keys", m))?,
+                keys: open_keys()?,
             },
             JobKind::Prune => Plan::Prune {
                 dir: open_dir().await?,
@@ -203,8 +252,27 @@ impl Plan {
                 dry_run: request.dry_run,
             },
             JobKind::Restore => {
+                let mut backup_first = None;
                 let (method, destination) = match request.restore_method()? {
                     request::RestoreMethod::Overwrite => {
+                        let (staging, destinations) =
+                            locations::destinations(registry, config, None, &[], None)
+                                .await
+                                .map_err(|e| {
+                                    ApiError::invalid(format!(
+                                        "a restore over the live store first backs the current store up to the configured [backup] destinations, and they cannot be used: {e}"
+                                    ))
+                                })?;
+                        let keys = runtime.backup_keys(None).map_err(|m| {
+                            no_keys(format!(
+                                "a restore over the live store first backs the current store up, and {m}"
+                            ))
+                        })?;
+                        backup_first = Some(BackupFirst {
+                            staging,
+                            destinations,
+                            keys,
+                        });
                         (RestoreMethod::Overwrite, runtime.store_path.clone())
                     }
                     request::RestoreMethod::New => {
@@ -230,9 +298,8 @@ impl Plan {
                         store_passphrase: runtime.secrets.store_passphrase.clone(),
                         requested_by: Some(requested_by.to_owned()),
                     },
-                    keys: runtime.open_keys().map_err(|m| {
-                        ApiError::new(axum::http::StatusCode::CONFLICT, "no-keys", m)
-                    })?,
+                    keys: open_keys()?,
+                    backup_first,
                 }
             }
         })

@@ -165,20 +165,114 @@ pub async fn execute(
             )),
             Err(e) => Outcome::failed(e.to_string()),
         },
-        Plan::Restore { dir, request, keys } => {
+        Plan::Restore {
+            dir,
+            mut request,
+            keys,
+            backup_first,
+        } => {
+            let mut undo = None;
+            if let Some(first) = backup_first {
+                match backup_before_overwrite(
+                    runtime,
+                    &dir,
+                    &mut request,
+                    first,
+                    requested_by,
+                    events,
+                    stop,
+                )
+                .await
+                {
+                    Ok(taken) => undo = Some(taken),
+                    Err(outcome) => return outcome,
+                }
+            }
+            if let Some(outcome) = stopped(stop) {
+                return outcome;
+            }
             match backup::run_restore(&dir, &request, &keys, events).await {
                 Ok(report) => Outcome {
                     backup_id: Some(report.manifest.backup_id.clone()),
+                    key_generation: Some(report.manifest.master_key_generation),
                     ..Outcome::succeeded(format!(
-                        "backup {} restored to {}",
+                        "backup {} restored to {}{}",
                         report.manifest.backup_id,
-                        report.restored_to.display()
+                        report.restored_to.display(),
+                        undo.map(|u| format!("; the store it replaced is {u}"))
+                            .unwrap_or_default()
                     ))
                 },
-                Err(e) => Outcome::failed(e.to_string()),
+                Err(e) => Outcome::failed(format!(
+                    "{e}{}",
+                    undo.map(|u| format!(" (the live store was backed up first: {u})"))
+                        .unwrap_or_default()
+                )),
             }
         }
     }
+}
+
+/// Before a restore over the live store: pins the backup to restore (the newest successful
+/// one, when none was named, must not become the backup taken now), then backs the live store
+/// up. Returns what was taken (`backup ID in FOLDER`), or the outcome that ends the job with
+/// the live store untouched.
+async fn backup_before_overwrite(
+    runtime: &Runtime,
+    dir: &backup::BackupDirectory,
+    request: &mut backup::RestoreRequest,
+    first: super::plan::BackupFirst,
+    requested_by: &str,
+    events: &EventSink,
+    stop: &StopSignal,
+) -> Result<String, Outcome> {
+    if request.backup_id.is_none() {
+        let history = dir
+            .load_history()
+            .await
+            .map_err(|e| Outcome::failed(e.to_string()))?;
+        let newest = history.newest_successful_backup().ok_or_else(|| {
+            Outcome::failed(format!(
+                "{} holds no successful backup to restore; the live store was left as it was",
+                dir.location()
+            ))
+        })?;
+        request.backup_id = Some(newest.id.clone());
+    }
+    events
+        .info("backing up the live store before it is overwritten, so this restore can be undone");
+    let plan = Plan::Backup {
+        staging: first.staging,
+        destinations: first.destinations,
+        keys: Some(first.keys),
+        resume_only: false,
+        verify_after: false,
+        prune: None,
+    };
+    let taken = Box::pin(execute(runtime, plan, requested_by, events, stop)).await;
+    if taken.state != view::SUCCEEDED {
+        let why = taken.failure_message.unwrap_or_else(|| taken.state.clone());
+        return Err(Outcome {
+            state: if taken.state == view::CANCELLED || taken.state == view::INTERRUPTED {
+                taken.state
+            } else {
+                view::FAILED.into()
+            },
+            failure_message: Some(format!(
+                "the backup of the live store before the overwrite did not succeed, so nothing was restored and the live store was left as it was: {why}"
+            )),
+            ..Outcome::failed(String::new())
+        });
+    }
+    let what = format!(
+        "backup {} in {}",
+        taken.backup_id.as_deref().unwrap_or("?"),
+        taken.folder.as_deref().unwrap_or("?")
+    );
+    events.info(format!(
+        "the live store was backed up as {what}: restore it to undo this overwrite"
+    ));
+    Ok(what)
 }
 
 fn backup_outcome(outcome: JobOutcome, stop: &StopSignal) -> Outcome {
