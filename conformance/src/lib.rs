@@ -37,6 +37,8 @@
 //! - [`data`]: deterministic streamed bodies, including ones that fail or pause part-way.
 //! - [`faults`]: a fault-injecting decorator for any target (and the plan a test plugin
 //!   shares), for testing what the engine does when a target fails or stalls.
+//! - [`proxy`]: a fault-injecting TCP proxy (latency, throttling, connections dropped or
+//!   reset mid-body, a black hole) to put between a target and its real server.
 //! - [`report`]: per-check outcomes and the printable report.
 //! - [`scenarios`]: tests every target's own suite runs against its real server (a server
 //!   killed mid-upload, conditional create, a failed upload), written once.
@@ -53,6 +55,7 @@ use sstore_target_api::Target;
 mod checks;
 pub mod data;
 pub mod faults;
+pub mod proxy;
 pub mod report;
 pub mod scenarios;
 pub mod services;

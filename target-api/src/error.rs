@@ -109,7 +109,10 @@ impl TargetError {
             K::PermissionDenied | K::ReadOnlyFilesystem => {
                 (TargetErrorKind::PermissionDenied, "permission denied")
             }
-            K::StorageFull | K::QuotaExceeded => (TargetErrorKind::NoSpace, "no space left"),
+            K::StorageFull | K::QuotaExceeded => (
+                TargetErrorKind::NoSpace,
+                "no space left; free space there (or raise the quota), then try again",
+            ),
             K::Unsupported => (TargetErrorKind::Unsupported, "operation not supported"),
             K::ConnectionRefused
             | K::ConnectionReset
@@ -148,5 +151,27 @@ impl TargetError {
 
     pub fn is_not_found(&self) -> bool {
         self.kind == TargetErrorKind::NotFound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_says_to_free_space_and_is_permanent() {
+        let key = ObjectKey::new("sstorebr0001/sstorebackup.bak").ok();
+        let err = TargetError::from_io(
+            "local:/mnt/nas",
+            key.as_ref(),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        assert_eq!(err.kind, TargetErrorKind::NoSpace);
+        assert!(!err.is_temporary());
+        let text = err.to_string();
+        assert!(
+            text.contains("sstorebr0001/sstorebackup.bak") && text.contains("free space"),
+            "{text}"
+        );
     }
 }

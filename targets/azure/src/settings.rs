@@ -15,6 +15,8 @@
 //! upload_concurrency = 4               # parts in flight
 //! download_chunk_mib = 8               # the size of each ranged GET
 //! download_concurrency = 12            # ranged GETs in flight
+//! timeout_secs = 60                    # a stalled connection fails after this (1 to 3600)
+//! retries = 3                          # the client's own retries of one request (0 to 10)
 //! ```
 
 use std::path::PathBuf;
@@ -44,6 +46,10 @@ pub struct AzureSettings {
     pub upload_concurrency: Option<usize>,
     pub download_chunk_mib: Option<u64>,
     pub download_concurrency: Option<usize>,
+    /// A stalled connection (no answer, or no next bytes of one) fails after this many seconds.
+    pub timeout_secs: Option<u64>,
+    /// How many times the client retries one request itself before the engine sees the error.
+    pub retries: Option<usize>,
 }
 
 /// Splits `az://container/prefix` (or `azure://`).
@@ -132,9 +138,11 @@ pub fn open(request: &OpenRequest) -> Result<ObjectStoreTarget, TargetError> {
         (None, None) => {}
     }
     let allow_http = settings.allow_http.unwrap_or(false) || emulator;
+    let connection =
+        client::Connection::from_settings(request, settings.timeout_secs, settings.retries)?;
     let store = builder
-        .with_client_options(client::client_options(allow_http))
-        .with_retry(client::retry_config())
+        .with_client_options(connection.client_options(allow_http))
+        .with_retry(connection.retry_config())
         .build()
         .map_err(|e| {
             request.invalid(format!(

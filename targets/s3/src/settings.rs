@@ -21,6 +21,8 @@
 //! download_chunk_mib = 4               # the size of each ranged GET
 //! download_concurrency = 12            # ranged GETs in flight
 //! conditional_create = true            # false if the service does not enforce If-None-Match
+//! timeout_secs = 60                    # a stalled connection fails after this (1 to 3600)
+//! retries = 3                          # the client's own retries of one request (0 to 10)
 //! ```
 
 use std::path::PathBuf;
@@ -67,6 +69,10 @@ pub struct S3Settings {
     /// Whether the service enforces `If-None-Match: *` atomically (AWS S3, MinIO, R2 do).
     /// Set false for one that does not, so the lock and create-only puts are not trusted to it.
     pub conditional_create: Option<bool>,
+    /// A stalled connection (no answer, or no next bytes of one) fails after this many seconds.
+    pub timeout_secs: Option<u64>,
+    /// How many times the client retries one request itself before the engine sees the error.
+    pub retries: Option<usize>,
 }
 
 /// Splits `s3://bucket/prefix` (or `s3a://`).
@@ -193,9 +199,11 @@ pub fn open(request: &OpenRequest) -> Result<ObjectStoreTarget, TargetError> {
         builder = builder.with_config(config_key("aws_sse_kms_key_id")?, kms);
     }
 
+    let connection =
+        client::Connection::from_settings(request, settings.timeout_secs, settings.retries)?;
     let store = builder
-        .with_client_options(client::client_options(allow_http))
-        .with_retry(client::retry_config())
+        .with_client_options(connection.client_options(allow_http))
+        .with_retry(connection.retry_config())
         .build()
         .map_err(|e| {
             let text = e.to_string();
