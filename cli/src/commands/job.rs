@@ -3,6 +3,7 @@
 //! results rendered.
 
 use anyhow::{Result, anyhow, bail};
+use sstore_core::backup::retry::Retryable as _;
 use sstore_core::backup::{
     self, BackupJob, BackupKeys, BackupOptions, Check, CheckStatus, CopyState, JobOutcome,
     JobState, PreflightRequest,
@@ -90,11 +91,12 @@ pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
     if !args.json {
         print_outcome(&outcome, false);
     }
-    conclude(outcome)
+    conclude(outcome, &job.staging)
 }
 
-/// The exit status of a job: ok, partial (7), or its first error.
-fn conclude(mut outcome: JobOutcome) -> Result<()> {
+/// The exit status of a job: ok, partial (7), or its first error (said to be temporary when
+/// it is: the next run tries again).
+fn conclude(mut outcome: JobOutcome, staging: &std::path::Path) -> Result<()> {
     match outcome.record.state {
         JobState::Succeeded => Ok(()),
         JobState::PartiallySucceeded => Err(Partial(format!(
@@ -103,11 +105,25 @@ fn conclude(mut outcome: JobOutcome) -> Result<()> {
             failed_targets(&outcome)
         ))
         .into()),
-        _ => Err(outcome
-            .error
-            .take()
-            .map(anyhow::Error::from)
-            .unwrap_or_else(|| anyhow!("backup {} failed", outcome.record.id))),
+        _ => {
+            let id = outcome.record.id.clone();
+            match outcome.error.take() {
+                // A network or server failure: the next run tries again, sending the staged
+                // backup when it got that far.
+                Some(e) if e.is_temporary() => {
+                    let next = if staging.join(&id).is_dir() {
+                        "it stays staged, and the next `sstore backup` (or `sstore backup \
+                         --resume`) sends it again"
+                    } else {
+                        "run the backup again once the target is reachable"
+                    };
+                    Err(anyhow::Error::from(e)
+                        .context(format!("backup {id} failed with a temporary error; {next}")))
+                }
+                Some(e) => Err(e.into()),
+                None => Err(anyhow!("backup {id} failed")),
+            }
+        }
     }
 }
 

@@ -131,7 +131,7 @@ fn io_hint(err: &std::io::Error) -> &'static str {
     use std::io::ErrorKind as K;
     match err.kind() {
         K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
-            "; free some space (or raise the quota) there, then try again"
+            "; free space there (or raise the quota), then try again"
         }
         K::PermissionDenied | K::ReadOnlyFilesystem => {
             "; check that the folder is writable by this user"

@@ -94,9 +94,18 @@ pub(crate) async fn fetch_and_check(
     tokio::task::spawn_blocking(move || {
         let raw = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
         let out = fsutil::create_private_file(&dest).map_err(BackupError::io(&dest))?;
-        let mut out = std::io::BufWriter::with_capacity(1024 * 1024, out);
-        decode_stream(raw, &file, &manifest, keys.format_keys(), &mut out)?;
-        let out = out.into_inner().map_err(|e| BackupError::Io {
+        let mut out = WriteFailure::new(std::io::BufWriter::with_capacity(1024 * 1024, out));
+        // A failed write (a full disk) is the destination's error, not the backup file's.
+        if let Err(e) = decode_stream(raw, &file, &manifest, keys.format_keys(), &mut out) {
+            return Err(match out.failure.take() {
+                Some(source) => BackupError::Io {
+                    path: dest.clone(),
+                    source,
+                },
+                None => e,
+            });
+        }
+        let out = out.inner.into_inner().map_err(|e| BackupError::Io {
             path: dest.clone(),
             source: e.into_error(),
         })?;
@@ -109,6 +118,43 @@ pub(crate) async fn fetch_and_check(
     })
     .await
     .map_err(|e| BackupError::Task(format!("decrypting the backup stopped unexpectedly: {e}")))?
+}
+
+/// A writer that remembers its first failure, so the caller can tell a failed write to the
+/// destination from a damaged backup file (both surface as the decoder's error).
+struct WriteFailure<W> {
+    inner: W,
+    failure: Option<std::io::Error>,
+}
+
+impl<W> WriteFailure<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            failure: None,
+        }
+    }
+
+    fn note<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result
+            && self.failure.is_none()
+        {
+            self.failure = Some(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        result
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for WriteFailure<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.note(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.note(result)
+    }
 }
 
 /// Restores a backup from `dir` as the request says. What it does goes to `events` and to the
