@@ -234,7 +234,7 @@ fn engine_a_backup_holds_exactly_the_committed_state_it_started_from() {
             let after = committed.load(Ordering::SeqCst);
             let sets = snap.summary.credential_sets;
             assert!(
-                sets % 2 == 0 && sets >= before && sets <= after,
+                sets.is_multiple_of(2) && sets >= before && sets <= after,
                 "{before} <= {sets} <= {after}"
             );
             let copy = SecureStore::open(&copy)

@@ -492,7 +492,9 @@ impl ServerRows<'_> {
     }
 
     fn put_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError> {
-        let keyed: Vec<([u8; 32], [u8; 32], [u8; 32], &SealedValue)> = values
+        /// A value with the name keys of its application, principal and field.
+        type KeyedValue<'a> = ([u8; 32], [u8; 32], [u8; 32], &'a SealedValue);
+        let keyed: Vec<KeyedValue<'_>> = values
             .iter()
             .map(|v| {
                 (
