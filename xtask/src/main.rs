@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-mod bench_serve;
 mod bench_mssql;
+mod bench_serve;
 mod bench_targets;
 mod services;
+mod soak;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -28,6 +29,11 @@ commands:
   services up [NAME...] | down [NAME...] | status
                           the real servers the tests use (s3, azurite, sftp, webdav, samba), on
                           loopback, with private data under .services/; up installs what is missing
+  soak --minutes N [--seed S]
+                          the randomized kill soak (cli/tests/soak.rs) for N minutes: kill -9
+                          at random moments of backup, transfer, resume, prune, restore and
+                          masterkey update, every invariant checked after each; ends with a
+                          line of counts and lost: 0 (anything lost fails)
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
   bench [--size-mib N] [--rounds R]
                           R rounds (default 3) of: N MiB (default 1024) through the backup stream
@@ -44,6 +50,7 @@ fn main() -> ExitCode {
         Some("bench-targets") => bench_targets::run(&root(), &args[1..]),
         Some("bench-serve") => bench_serve::run(&root(), &args[1..]),
         Some("bench-mssql") => bench_mssql::run_bench(&args[1..]),
+        Some("soak") => soak::command(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -111,6 +118,8 @@ fn ci() -> Result<(), String> {
     // The target tests run against real servers; with SSTORE_REQUIRE_SERVICES a test whose
     // server is missing fails instead of skipping.
     let env_file = services::up_all(&root())?;
+    // The web console's browser tests drive Debian's Chromium through chromedriver.
+    services::apt_install(&["chromium", "chromium-driver"])?;
     let with_services = |cmd: &mut Command| {
         cmd.env("SSTORE_SERVICES_ENV", &env_file)
             .env("SSTORE_REQUIRE_SERVICES", "1")
@@ -120,6 +129,9 @@ fn ci() -> Result<(), String> {
     workspace.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
     with_services(&mut workspace);
     let (mut passed, mut failed) = test_and_count(&mut workspace)?;
+
+    // A short kill soak (30 kills; `cargo xtask soak --minutes N` runs a long one).
+    let soak = soak::run(soak::Length::Kills(30), None);
 
     // The opt-in libsmbclient client of the SMB target (the default build has no C library):
     // its build packages, clippy, then the SMB tests once more, through both clients.
@@ -151,6 +163,25 @@ fn ci() -> Result<(), String> {
     let (smb_passed, smb_failed) = test_and_count(&mut smb)?;
     passed += smb_passed;
     failed += smb_failed;
+    // The network faults on SMB once more through libsmbclient, the client that reaches the
+    // server requiring encryption (the default build can only say it cannot).
+    let mut smb_faults = ci_cargo();
+    smb_faults.args([
+        "test",
+        "-p",
+        "sstore-cli",
+        "--features",
+        "libsmbclient",
+        "--test",
+        "network_faults",
+        "--no-fail-fast",
+        "--",
+        "smb_",
+    ]);
+    with_services(&mut smb_faults);
+    let (faults_passed, faults_failed) = test_and_count(&mut smb_faults)?;
+    passed += faults_passed;
+    failed += faults_failed;
 
     // One closing line for the whole suite (each test binary prints its own result line).
     println!("tests: {passed} passed, {failed} failed");
@@ -158,6 +189,7 @@ fn ci() -> Result<(), String> {
     if failed > 0 || passed == 0 {
         return Err(format!("cargo test: {passed} passed, {failed} failed"));
     }
+    soak.map_err(|e| format!("kill soak: {e}"))?;
     eprintln!("==> all checks passed");
     Ok(())
 }
@@ -168,7 +200,10 @@ fn report_target_size() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
     if let Ok(out) = Command::new("du").arg("-sh").arg(&target).output() {
-        eprint!("==> target folder: {}", String::from_utf8_lossy(&out.stdout));
+        eprint!(
+            "==> target folder: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
