@@ -119,16 +119,21 @@ impl Home for SqliteHome {
     }
 
     /// Through SQLite's online backup API, which restarts if a writer changes the store
-    /// meanwhile.
+    /// meanwhile. The copy is a scratch file that staging reads once and removes (the stream
+    /// written from it is what gets fsynced), so it is written without a journal or fsyncs, in
+    /// steps of 64 MiB (4 KiB pages) between which a writer may take its turn.
     fn snapshot_to(&mut self, dest: &Path) -> Result<SnapshotMethod, StoreError> {
+        const PAGES_PER_STEP: std::os::raw::c_int = 16 * 1024;
         crate::fsutil::create_private_file(dest).map_err(|source| StoreError::Io {
             path: dest.to_owned(),
             source,
         })?;
         let copied = (|| {
             let mut out = open_connection(dest, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            out.pragma_update(None, "journal_mode", "OFF")?;
+            out.pragma_update(None, "synchronous", "OFF")?;
             let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
-            backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+            backup.run_to_completion(PAGES_PER_STEP, std::time::Duration::ZERO, None)?;
             Ok::<_, StoreError>(())
         })();
         copied.map_err(|e| e.with_path(dest))?;
