@@ -199,7 +199,7 @@ fn faulty_target(name: &str, path: &Path, fault: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // A small W3C WebDriver client (chromedriver speaks it over HTTP; reqwest is all it needs).
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4a5b2dc0a4d1";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Chromium and chromedriver, or `None` (the test is skipped, or fails under
 /// `SSTORE_REQUIRE_SERVICES=1`).
@@ -774,7 +774,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["requested_by"], "otto");
     assert!(typed.join("sstorebrtoc.json").exists());
-    assert!(offsite.path().join("sstorebrtoc.json").exists());
+    assert!(offsite.path().join("objects/sstorebrtoc.json").exists());
 
     // After a reload, the finished job is still the current one on its page, and among the
     // earlier jobs on the general page once another runs.

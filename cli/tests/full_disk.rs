@@ -277,7 +277,14 @@ fn a_local_target_fills_up_mid_write() {
     assert_full_disk_message(&out, &disk, "local target");
     filler.assert_intact("after the failed copy");
     assert_eq!(succeeded(&history(&sb, &["--target", "full"])), first);
-    sb.ok(&["verify", "--all", "--target", "full"]);
+    // Verifying decrypts into the directory's work folder, here on the full disk: refused
+    // with the same clear message; with its work files elsewhere, the earlier backup verifies.
+    let out = sb.run(&["verify", "--all", "--target", "full"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("free space"), "{}", text(&out));
+    let scratch = sb.path("scratch");
+    let scratch = scratch.to_str().unwrap();
+    sb.ok(&["verify", "--all", "--target", "full", "--staging", scratch]);
     // No partial backup file on the full disk: only the first backup's files.
     let first_folder = full.join("sstorebr0000");
     let left: Vec<PathBuf> = leftovers(&disk, &[&first_folder])

@@ -505,7 +505,7 @@ fn smb_target(s: &Services, port_key: &str, extra: &str) -> NetTarget {
     NetTarget::new(kind, proxy, |sb| {
         format!(
             "kind = 'smb'\nserver = '127.0.0.1'\nport = {port}\nshare = '{}'\nfolder = '{}'\n\
-             user = '{}'\npassword_file = '{}'\ntimeout_secs = 3\n{extra}",
+             user = '{}'\npassword_file = '{}'\ntimeout_secs = 10\n{extra}",
             s.get("SSTORE_TEST_SMB_SHARE"),
             unique("netfault"),
             s.get("SSTORE_TEST_SMB_USER"),

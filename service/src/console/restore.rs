@@ -58,6 +58,9 @@ struct RestorePage {
     confirm_word: &'static str,
     can_restore: bool,
     can_overwrite: bool,
+    /// Shown again after a post, so its field errors are seen even when the location lists
+    /// no backup (any more).
+    posted: bool,
     role: String,
     store_path: String,
     service_keys: String,
@@ -83,6 +86,7 @@ impl RestorePage {
             confirm_word: CONFIRM_WORD,
             can_restore: visitor.may(Action::RunRestore { overwrite: false }),
             can_overwrite: visitor.may(Action::RunRestore { overwrite: true }),
+            posted: false,
             role: visitor.role().to_string(),
             store_path: runtime.store_path.display().to_string(),
             service_keys: match runtime.open_keys() {
@@ -230,6 +234,7 @@ pub async fn submit(
         .unwrap_or_default();
     let mut page = RestorePage::new(&visitor, &runtime, &location);
     page.overwrite = overwrite;
+    page.posted = true;
     page.new_store = form.new_store.trim().to_owned();
 
     if form.backup_id.is_empty() {

@@ -499,7 +499,7 @@ async fn the_restore_form_checks_its_fields_and_never_shows_a_typed_key() {
         .post("/restore", Some(&ada), &form("overwrite", "", "yes"))
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("id=\"confirm-error\""));
+    assert!(page.body.contains("id=\"confirm-error\""), "{}", page.body);
     let page = f
         .post("/restore", Some(&ada), &form("new", "/etc/x.db", ""))
         .await;
