@@ -33,13 +33,18 @@ pub(crate) trait Rows {
     fn insert_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError>;
     /// Every stored value.
     fn all_values(&mut self) -> Result<Vec<SealedValue>, StoreError>;
-    /// Replaces the nonce and ciphertext of existing values (same app, principal and field).
-    fn update_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError>;
+    /// Passes every stored value through `reseal` (which replaces its nonce and ciphertext)
+    /// and stores the result, inside the unit of work; how many values a home holds in
+    /// memory at once is its own choice.
+    fn reseal_all(&mut self, reseal: Reseal<'_>) -> Result<(), StoreError>;
     /// Applications and credential sets.
     fn counts(&mut self) -> Result<(u64, u64), StoreError>;
     /// Removes every row (before a restore loads a backup's contents).
     fn clear(&mut self) -> Result<(), StoreError>;
 }
+
+/// Re-encrypts one stored value in place.
+pub(crate) type Reseal<'a> = &'a mut dyn FnMut(&mut SealedValue) -> Result<(), StoreError>;
 
 /// One unit of work over a home's rows.
 pub(crate) type Work<'a> = &'a mut (dyn FnMut(&mut dyn Rows) -> Result<(), StoreError> + Send);

@@ -465,15 +465,14 @@ impl UnlockedStore {
         let new_key = MasterKey::generate();
         let (old_key, store_id) = (&self.key, &self.store_id);
         let info = self.store.write(|rows| {
-            let mut values = rows.all_values()?;
-            for value in &mut values {
+            rows.reseal_all(&mut |value| {
                 let plain = credentials::open(old_key, value)?;
                 let resealed =
                     credentials::seal(&new_key, &value.app, &value.principal, &value.field, &plain);
                 value.nonce = resealed.nonce;
                 value.sealed = resealed.sealed;
-            }
-            rows.update_values(&values)?;
+                Ok(())
+            })?;
             let generation = rows.master_key()?.info.generation + 1;
             let row = new_key.wrap(store_id, new_passphrase, kdf, generation)?;
             rows.put_master_key(&row)?;

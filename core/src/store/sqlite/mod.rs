@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::StoreError;
 use super::credentials::SealedValue;
-use super::home::{Home, PermissionCheck, Rows, SnapshotMethod, StoreContents, Work};
+use super::home::{Home, PermissionCheck, Reseal, Rows, SnapshotMethod, StoreContents, Work};
 use super::master_key::{MasterKeyInfo, MasterKeyRow};
 use super::model::{FieldDef, TargetApp};
 use crate::kdf::KdfParams;
@@ -357,14 +357,42 @@ impl Rows for SqliteRows<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn update_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError> {
-        let mut update = self.0.prepare_cached(
-            "UPDATE credentials SET nonce = ?1, value = ?2 WHERE app = ?3 AND principal = ?4 AND field = ?5",
+    /// A page of values at a time, by rowid, each updated by its rowid: memory stays flat
+    /// whatever the store's size (the whole pass is still one transaction).
+    fn reseal_all(&mut self, reseal: Reseal<'_>) -> Result<(), StoreError> {
+        const PAGE: i64 = 4096;
+        let mut select = self.0.prepare_cached(
+            "SELECT rowid, app, principal, field, nonce, value FROM credentials
+             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?;
-        for v in values {
-            update.execute(params![v.nonce, v.sealed, v.app, v.principal, v.field])?;
+        let mut update = self
+            .0
+            .prepare_cached("UPDATE credentials SET nonce = ?1, value = ?2 WHERE rowid = ?3")?;
+        let mut after = i64::MIN;
+        loop {
+            let page = select
+                .query_map(params![after, PAGE], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        SealedValue {
+                            app: r.get(1)?,
+                            principal: r.get(2)?,
+                            field: r.get(3)?,
+                            nonce: r.get(4)?,
+                            sealed: r.get(5)?,
+                        },
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = *last;
+            for (rowid, mut value) in page {
+                reseal(&mut value)?;
+                update.execute(params![value.nonce, value.sealed, rowid])?;
+            }
         }
-        Ok(())
     }
 
     fn counts(&mut self) -> Result<(u64, u64), StoreError> {

@@ -19,7 +19,9 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use zeroize::Zeroizing;
 
 use super::credentials::SealedValue;
-use super::home::{Home, PermissionCheck, Rows, SnapshotMethod, StoreContents, Work, off_runtime};
+use super::home::{
+    Home, PermissionCheck, Reseal, Rows, SnapshotMethod, StoreContents, Work, off_runtime,
+};
 use super::location::{Encryption, PasswordSource, SqlAuth, SqlServerConfig};
 use super::master_key::{MasterKeyInfo, MasterKeyRow};
 use super::model::TargetApp;
@@ -716,21 +718,13 @@ impl Rows for ServerRows<'_> {
             .map_err(StoreError::from)
     }
 
-    /// Inside the writer's transaction: every value goes and comes back re-sealed (multi-row
-    /// INSERTs, far fewer round trips than one UPDATE per value).
-    fn update_values(&mut self, values: &[SealedValue]) -> Result<(), StoreError> {
+    /// Inside the writer's transaction: every value is read, re-sealed, and written back
+    /// with multi-row INSERTs (far fewer round trips than one UPDATE per value). Unlike the
+    /// SQLite home this holds every value in memory at once.
+    fn reseal_all(&mut self, reseal: Reseal<'_>) -> Result<(), StoreError> {
         let mut all = self.all_values()?;
-        let updates: std::collections::HashMap<(&str, &str, &str), &SealedValue> = values
-            .iter()
-            .map(|v| ((v.app.as_str(), v.principal.as_str(), v.field.as_str()), v))
-            .collect();
-        for old in &mut all {
-            if let Some(v) =
-                updates.get(&(old.app.as_str(), old.principal.as_str(), old.field.as_str()))
-            {
-                old.nonce.clone_from(&v.nonce);
-                old.sealed.clone_from(&v.sealed);
-            }
+        for value in &mut all {
+            reseal(value)?;
         }
         self.batch(tsql::DELETE_ALL_VALUES)?;
         self.put_values(&all)
