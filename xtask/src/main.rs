@@ -118,10 +118,13 @@ fn ci() -> Result<(), String> {
     // The target tests run against real servers; with SSTORE_REQUIRE_SERVICES a test whose
     // server is missing fails instead of skipping.
     let env_file = services::up_all(&root())?;
-    // The web console's browser tests drive Debian's Chromium through chromedriver.
+    // The web console's browser tests drive Debian's Chromium through chromedriver; its page
+    // tests validate every page with the Nu HTML Checker.
     services::apt_install(&["chromium", "chromium-driver"])?;
+    let html_checker = services::install_html_checker(&root())?;
     let with_services = |cmd: &mut Command| {
         cmd.env("SSTORE_SERVICES_ENV", &env_file)
+            .env("SSTORE_VNU_JAR", &html_checker)
             .env("SSTORE_REQUIRE_SERVICES", "1")
             .env_remove("AWS_CA_BUNDLE");
     };

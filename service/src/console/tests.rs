@@ -307,10 +307,12 @@ async fn every_page_shows_its_words_for_every_role_and_no_secret() {
         ("/schedules", vec!["edited in the config file"]),
         ("/targets", vec!["<h1>Targets</h1>"]),
     ];
+    let mut rendered = Vec::new();
     for (name, role) in [("ada", "admin"), ("otto", "operator"), ("vera", "viewer")] {
         let browser = f.browser(name);
         for (path, words) in &pages {
             let page = f.get(path, Some(&browser)).await;
+            rendered.push((format!("{path} for {role}"), page.body.clone()));
             assert_eq!(
                 page.status,
                 StatusCode::OK,
@@ -356,6 +358,9 @@ async fn every_page_shows_its_words_for_every_role_and_no_secret() {
     assert!(!page.body.contains("http-equiv=\"refresh\""));
     let page = f.get("/jobs?refresh=60", Some(&otto)).await;
     assert!(page.body.contains("content=\"60; url=/jobs?refresh=60\""));
+    let login = f.get("/login", None).await;
+    rendered.push(("/login".to_owned(), login.body));
+    validate_html(&rendered);
 }
 
 #[tokio::test]
@@ -513,4 +518,45 @@ async fn the_restore_form_checks_its_fields_and_never_shows_a_typed_key() {
         assert!(!body.contains(BACKUP_PASS) && !body.contains(STORE_PASS));
     }
     assert!(f.state.jobs.list().is_empty());
+}
+
+/// Checks pages with the Nu HTML Checker (vnu.jar from npm's vnu-jar, run by Java; `cargo
+/// xtask ci` installs it and names it in `SSTORE_VNU_JAR`): any error fails with its messages.
+/// Without the checker this says so and returns, or fails under `SSTORE_REQUIRE_SERVICES=1`.
+fn validate_html(pages: &[(String, String)]) {
+    let required = std::env::var("SSTORE_REQUIRE_SERVICES").as_deref() == Ok("1");
+    let jar = std::env::var_os("SSTORE_VNU_JAR")
+        .map(std::path::PathBuf::from)
+        .filter(|jar| jar.exists());
+    let Some(jar) = jar else {
+        assert!(
+            !required,
+            "SSTORE_VNU_JAR names no Nu HTML Checker (cargo xtask ci installs it)"
+        );
+        eprintln!("skipped: HTML validation needs SSTORE_VNU_JAR (vnu.jar)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (i, (what, body)) in pages.iter().enumerate() {
+        let file = dir.path().join(format!("page-{i}.html"));
+        std::fs::write(&file, body).unwrap();
+        files.push((file, what));
+    }
+    let out = std::process::Command::new("java")
+        .arg("-jar")
+        .arg(&jar)
+        .args(["--errors-only", "--format", "text"])
+        .args(files.iter().map(|(file, _)| file))
+        .output()
+        .expect("running java -jar vnu.jar");
+    let mut report = String::from_utf8_lossy(&out.stderr).into_owned();
+    report.push_str(&String::from_utf8_lossy(&out.stdout));
+    for (file, what) in &files {
+        report = report.replace(&*file.to_string_lossy(), what);
+    }
+    assert!(
+        out.status.success(),
+        "the Nu HTML Checker found errors in the console's pages:\n{report}"
+    );
 }

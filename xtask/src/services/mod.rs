@@ -140,6 +140,31 @@ pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Starts every service in `selected`, then writes `services.env`.
+/// The Nu HTML Checker (npm's vnu-jar, run by Java) that the console's page tests validate
+/// every page with; installed under `.services/tools/npm` when missing. Returns the jar.
+pub fn install_html_checker(root: &Path) -> Result<PathBuf, String> {
+    const VNU_VERSION: &str = "26.9.27";
+    let ctx = Ctx::new(root);
+    create_private_dir(&ctx.dir)?;
+    let npm_dir = ctx.tools().join("npm");
+    let jar = npm_dir.join("node_modules/vnu-jar/build/dist/vnu.jar");
+    if Command::new("java").arg("-version").output().is_err() {
+        apt_install(&["default-jre-headless"])?;
+    }
+    if !jar.exists() {
+        eprintln!("==> installing the Nu HTML Checker (vnu-jar {VNU_VERSION}, npm)");
+        create_private_dir(&npm_dir)?;
+        run_quiet(
+            "npm install vnu-jar",
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&npm_dir)
+                .arg(format!("vnu-jar@{VNU_VERSION}")),
+        )?;
+    }
+    Ok(jar)
+}
+
 pub fn up_all(root: &Path) -> Result<PathBuf, String> {
     let ctx = Ctx::new(root);
     up(&ctx, &SERVICES.iter().collect::<Vec<_>>())?;
