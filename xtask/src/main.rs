@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 mod bench_mssql;
 mod bench_serve;
 mod bench_targets;
+mod fuzz;
 mod services;
 mod soak;
 
@@ -34,6 +35,9 @@ commands:
                           at random moments of backup, transfer, resume, prune, restore and
                           masterkey update, every invariant checked after each; ends with a
                           line of counts and lost: 0 (anything lost fails)
+  fuzz [--seconds N] [TARGET...]
+                          the cargo-fuzz targets under fuzz/ (stream, header, records, config,
+                          location, keys) for N seconds each (default 60) on their corpora
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
   bench [--size-mib N] [--rounds R]
                           R rounds (default 3) of: N MiB (default 1024) through the backup stream
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Some("bench-serve") => bench_serve::run(&root(), &args[1..]),
         Some("bench-mssql") => bench_mssql::run_bench(&args[1..]),
         Some("soak") => soak::command(&args[1..]),
+        Some("fuzz") => fuzz::command(&root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
