@@ -11,47 +11,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
-use sstore_core::{KdfParams, Passphrase};
-
-/// Creates a store with `apps` × `per_app` credential sets, each with a value of `value_len`
-/// bytes, so that work on it takes long enough to be interrupted.
-fn big_store(path: &Path, apps: usize, per_app: usize, value_len: usize) {
-    let mut store = SecureStore::create(path, &Passphrase::new(PASS), KdfParams::MINIMUM).unwrap();
-    let defs: Vec<TargetApp> = (0..apps)
-        .map(|i| {
-            let mut app = TargetApp::new(format!("app{i:04}"), AppType::Individual);
-            app.fields = vec![
-                FieldDef::new("User", FieldType::UserName, false),
-                FieldDef::new("Cert", FieldType::Certificate, true),
-            ];
-            app
-        })
-        .collect();
-    store.create_apps(&defs).unwrap();
-    let mut store = store.unlock(&Passphrase::new(PASS)).unwrap();
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut sets = Vec::new();
-    for app in &defs {
-        for p in 0..per_app {
-            let cert: String = (0..value_len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    alphabet[(x % 64) as usize] as char
-                })
-                .collect();
-            sets.push(
-                CredentialSet::new(&app.name, format!("user{p}"))
-                    .with("User", format!("{}-user{p}", app.name))
-                    .with("Cert", cert),
-            );
-        }
-    }
-    store.set_many(&sets).unwrap();
-}
+use sstore_core::Passphrase;
+use sstore_core::store::SecureStore;
 
 /// Every value decrypts with `passphrase`; returns the number of sets and the key generation.
 fn check_store(path: &Path, passphrase: &str) -> Option<(u64, u64)> {

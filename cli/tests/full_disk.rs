@@ -16,9 +16,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{PASS, Sandbox, code, files_under, text};
-use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
-use sstore_core::{KdfParams, Passphrase};
+use common::{PASS, Sandbox, big_store, code, files_under, text};
+use sstore_core::Passphrase;
+use sstore_core::store::SecureStore;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -106,44 +106,6 @@ impl Filler {
     }
 }
 
-/// A store of about `mib` MiB of incompressible values.
-fn store_of(path: &Path, mib: usize) {
-    let mut store = SecureStore::create(path, &Passphrase::new(PASS), KdfParams::MINIMUM).unwrap();
-    let apps: Vec<TargetApp> = (0..mib * 2)
-        .map(|i| {
-            let mut app = TargetApp::new(format!("app{i:03}"), AppType::Individual);
-            app.fields = vec![
-                FieldDef::new("User", FieldType::UserName, false),
-                FieldDef::new("Cert", FieldType::Certificate, true),
-            ];
-            app
-        })
-        .collect();
-    store.create_apps(&apps).unwrap();
-    let mut store = store.unlock(&Passphrase::new(PASS)).unwrap();
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut sets = Vec::new();
-    for app in &apps {
-        for p in 0..8 {
-            let cert: String = (0..64_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    alphabet[(x % 64) as usize] as char
-                })
-                .collect();
-            sets.push(
-                CredentialSet::new(&app.name, format!("user{p}"))
-                    .with("User", format!("{}-user{p}", app.name))
-                    .with("Cert", cert),
-            );
-        }
-    }
-    store.set_many(&sets).unwrap();
-}
-
 /// The number of credential sets a store at `path` holds, opened with the test passphrase.
 fn sets_in(path: &Path) -> usize {
     let store = SecureStore::open(path)
@@ -199,7 +161,7 @@ fn leftovers(disk: &SmallDisk, keep: &[&Path]) -> Vec<PathBuf> {
 #[test]
 fn the_staging_folder_fills_up_mid_write() {
     let sb = Sandbox::new();
-    store_of(&sb.store(), 3);
+    big_store(&sb.store(), 3 * 2, 8, 64_000); // about 3 MiB, incompressible
     let Some(disk) = SmallDisk::mount(&sb.path("small"), 8) else {
         return;
     };
@@ -246,7 +208,7 @@ fn the_staging_folder_fills_up_mid_write() {
 #[test]
 fn a_local_target_fills_up_mid_write() {
     let sb = Sandbox::new();
-    store_of(&sb.store(), 2);
+    big_store(&sb.store(), 2 * 2, 8, 64_000); // about 2 MiB, incompressible
     let Some(disk) = SmallDisk::mount(&sb.path("small"), 8) else {
         return;
     };
@@ -314,7 +276,7 @@ fn a_local_target_fills_up_mid_write() {
 #[test]
 fn the_restore_destination_fills_up_mid_write() {
     let sb = Sandbox::new();
-    store_of(&sb.store(), 3);
+    big_store(&sb.store(), 3 * 2, 8, 64_000); // about 3 MiB, incompressible
     let Some(disk) = SmallDisk::mount(&sb.path("small"), 8) else {
         return;
     };

@@ -16,63 +16,22 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{PASS, Sandbox, code, files_under, text};
+use common::{Sandbox, big_store, code, files_under, text};
 use sstore_conformance::proxy::{FaultProxy, NetFault};
 use sstore_conformance::services::{self, Services};
 use sstore_conformance::unique;
-use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
 use sstore_core::target::{Registry, Target};
-use sstore_core::{KdfParams, Passphrase};
 
 /// The name of the target under test in every sandbox's config.
 const NET: &str = "net";
 /// How the engine retries: quickly, three attempts, no retry after 10 s of one step.
 const TRANSFER: &str =
     "[transfer]\nretry_delay_ms = 50\nmax_retry_delay_ms = 200\nattempts = 3\ndeadline_secs = 10\n";
-
-/// A store of about 1 MiB of incompressible values, so the backup file is one long upload
-/// that the faults below hit in its middle.
-fn store_of_a_mebibyte(path: &Path) {
-    let mut store = SecureStore::create(path, &Passphrase::new(PASS), KdfParams::MINIMUM).unwrap();
-    let apps: Vec<TargetApp> = (0..16)
-        .map(|i| {
-            let mut app = TargetApp::new(format!("app{i:02}"), AppType::Individual);
-            app.fields = vec![
-                FieldDef::new("User", FieldType::UserName, false),
-                FieldDef::new("Cert", FieldType::Certificate, true),
-            ];
-            app
-        })
-        .collect();
-    store.create_apps(&apps).unwrap();
-    let mut store = store.unlock(&Passphrase::new(PASS)).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut sets = Vec::new();
-    for app in &apps {
-        for p in 0..8 {
-            let cert: String = (0..8_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    alphabet[(x % 64) as usize] as char
-                })
-                .collect();
-            sets.push(
-                CredentialSet::new(&app.name, format!("user{p}"))
-                    .with("User", format!("{}-user{p}", app.name))
-                    .with("Cert", cert),
-            );
-        }
-    }
-    store.set_many(&sets).unwrap();
-}
 
 /// A secret in an owner-only file of the sandbox; its path.
 fn secret_file(sandbox: &Sandbox, name: &str, secret: &str) -> String {
@@ -109,7 +68,9 @@ impl NetTarget {
     /// `name` and `kind`, through `proxy`), fast retries and its own staging folder.
     fn new(kind: &'static str, proxy: FaultProxy, table: impl Fn(&Sandbox) -> String) -> Self {
         let sandbox = Sandbox::new();
-        store_of_a_mebibyte(&sandbox.store());
+        // About 1 MiB of incompressible values: the backup file is one long upload that
+        // the faults hit in its middle.
+        big_store(&sandbox.store(), 16, 8, 8_000);
         let staging = sandbox.path("staging");
         let dir = sandbox.path("config/sstore");
         std::fs::create_dir_all(&dir).unwrap();

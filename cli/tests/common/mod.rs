@@ -6,6 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use sstore_core::store::{AppType, CredentialSet, FieldDef, FieldType, SecureStore, TargetApp};
+use sstore_core::{KdfParams, Passphrase};
+
 pub const PASS: &str = "Cli-Test-Pass-7";
 
 pub struct Sandbox {
@@ -165,4 +168,44 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Creates a store (minimum KDF, passphrase [`PASS`]) with `apps` × `per_app` credential
+/// sets, each with an incompressible value of `value_len` bytes: work on it takes long enough
+/// to be interrupted, and its backup is about as large as the values.
+pub fn big_store(path: &Path, apps: usize, per_app: usize, value_len: usize) {
+    let mut store = SecureStore::create(path, &Passphrase::new(PASS), KdfParams::MINIMUM).unwrap();
+    let defs: Vec<TargetApp> = (0..apps)
+        .map(|i| {
+            let mut app = TargetApp::new(format!("app{i:04}"), AppType::Individual);
+            app.fields = vec![
+                FieldDef::new("User", FieldType::UserName, false),
+                FieldDef::new("Cert", FieldType::Certificate, true),
+            ];
+            app
+        })
+        .collect();
+    store.create_apps(&defs).unwrap();
+    let mut store = store.unlock(&sstore_core::Passphrase::new(PASS)).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut sets = Vec::new();
+    for app in &defs {
+        for p in 0..per_app {
+            let cert: String = (0..value_len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % 64) as usize] as char
+                })
+                .collect();
+            sets.push(
+                CredentialSet::new(&app.name, format!("user{p}"))
+                    .with("User", format!("{}-user{p}", app.name))
+                    .with("Cert", cert),
+            );
+        }
+    }
+    store.set_many(&sets).unwrap();
 }
