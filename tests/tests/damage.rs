@@ -261,3 +261,117 @@ async fn a_manifest_that_does_not_match_is_refused() {
     std::fs::write(&manifest_path, &original).unwrap();
     assert!(run_verify(&f.dir, Some(&id), &passphrase()).await.is_ok());
 }
+
+/// What a case puts in place of the first backup's files.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Any bytes as the backup file.
+    Bytes(Vec<u8>),
+    /// The real backup with bytes changed at positions given as fractions of its length.
+    Edits(Vec<(f64, u8)>),
+    /// The real backup cut at a fraction of its length.
+    Cut(f64),
+    /// The real backup's first bytes (a fraction of its length), then any bytes.
+    Tail(f64, Vec<u8>),
+    /// Any bytes as the manifest.
+    Manifest(Vec<u8>),
+}
+
+impl Damage {
+    /// The backup file's and the manifest's new content.
+    fn apply(&self, original: &[u8], manifest: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let at = |fraction: f64| ((original.len() as f64) * fraction) as usize;
+        match self {
+            Damage::Bytes(bytes) => (bytes.clone(), manifest.to_vec()),
+            Damage::Edits(edits) => {
+                let mut bytes = original.to_vec();
+                for (fraction, xor) in edits {
+                    let i = at(*fraction).min(bytes.len() - 1);
+                    bytes[i] ^= xor;
+                }
+                (bytes, manifest.to_vec())
+            }
+            Damage::Cut(fraction) => (original[..at(*fraction)].to_vec(), manifest.to_vec()),
+            Damage::Tail(fraction, tail) => {
+                let mut bytes = original[..at(*fraction)].to_vec();
+                bytes.extend_from_slice(tail);
+                (bytes, manifest.to_vec())
+            }
+            Damage::Manifest(bytes) => (original.to_vec(), bytes.clone()),
+        }
+    }
+}
+
+/// A bounded property test: whatever bytes stand in for a backup or its manifest, restore and
+/// verify fail with an error, the live store keeps every byte, no temporary file is left, and
+/// the history still reads.
+#[test]
+fn any_bytes_in_place_of_a_backup_fail_and_change_nothing() {
+    use proptest::prelude::*;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let f = rt.block_on(fixture());
+    let id = rt.block_on(f.first_id());
+    let manifest_path = f.backup_file.with_file_name(MANIFEST_FILE);
+    let manifest = std::fs::read(&manifest_path).unwrap();
+    let store_before = std::fs::read(&f.store).unwrap();
+    let bytes = || proptest::collection::vec(any::<u8>(), 0..4096);
+    let fraction = || 0.0..1.0f64;
+    let damage = prop_oneof![
+        bytes().prop_map(Damage::Bytes),
+        proptest::collection::vec((fraction(), 1..=255u8), 1..8).prop_map(Damage::Edits),
+        fraction().prop_map(Damage::Cut),
+        (fraction(), bytes()).prop_map(|(f, b)| Damage::Tail(f, b)),
+        bytes().prop_map(Damage::Manifest),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 300,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let tried = std::cell::Cell::new(0u32);
+    runner
+        .run(&damage, |damage| {
+            tried.set(tried.get() + 1);
+            let (backup, new_manifest) = damage.apply(&f.original, &manifest);
+            std::fs::write(&f.backup_file, &backup).unwrap();
+            std::fs::write(&manifest_path, &new_manifest).unwrap();
+            let request = RestoreRequest {
+                backup_id: Some(id.clone()),
+                method: RestoreMethod::Overwrite,
+                destination: f.store.clone(),
+                force: true,
+                store_passphrase: None,
+                requested_by: None,
+            };
+            let restored = rt.block_on(run_restore(
+                &f.dir,
+                &request,
+                &passphrase(),
+                &EventSink::default(),
+            ));
+            prop_assert!(restored.is_err(), "restore accepted {damage:?}");
+            prop_assert!(
+                std::fs::read(&f.store).unwrap() == store_before,
+                "the live store changed after {damage:?}"
+            );
+            assert_no_temp_files(f.store.parent().unwrap());
+            let verified = rt.block_on(run_verify(&f.dir, Some(&id), &passphrase()));
+            prop_assert!(verified.is_err(), "verify accepted {damage:?}");
+            let history = rt.block_on(f.dir.load_history());
+            prop_assert!(history.is_ok(), "the history no longer reads: {history:?}");
+            Ok(())
+        })
+        .unwrap();
+    assert!(tried.get() >= 300, "{} cases", tried.get());
+
+    // The real files back: the backup restores.
+    std::fs::write(&f.backup_file, &f.original).unwrap();
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    rt.block_on(run_verify(&f.dir, Some(&id), &passphrase()))
+        .unwrap();
+}
