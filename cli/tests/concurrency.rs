@@ -3,8 +3,8 @@
 //! destination through the fault-injecting test plugin): exactly one job runs per destination
 //! at a time; every other is refused (exit 6, or exit 7 naming the locked destination when it
 //! reached its others) or waits its turn in the service's queue; and every history stays
-//! consistent: each listed backup verifies, no folder holds two backups, no staging folder
-//! keeps work files, and the next job is not blocked by anything left behind.
+//! consistent: each listed backup verifies, no folder holds two backups, a staged copy left
+//! pending is finished by the next job on its staging folder, which leaves no work files.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
@@ -263,7 +263,6 @@ fn assert_no_work_files(folder: &Path) {
 }
 
 #[test]
-#[ignore = "racy as written: a job refused on every destination leaves its staged copy pending for the next run, which the work-files check counts; run with --ignored"]
 fn cli_processes_and_the_service_at_once_run_one_job_per_destination() {
     let sb = sandbox();
     let service = Arc::new(Service::start(&sb));
@@ -373,20 +372,33 @@ fn cli_processes_and_the_service_at_once_run_one_job_per_destination() {
             .count();
         assert_eq!(reached, *count, "{place:?}: {records:#?}");
     }
+    // A job refused on every destination after it staged (`cli nas` while the configured
+    // job held `nas`) keeps its staged copy pending for the next run on that staging folder.
+    // The next job on each staging folder resumes what is pending there and leaves nothing.
+    drop(service);
+    let next_jobs: [&[&str]; 3] = [
+        &["backup"],
+        &["backup", "--directory", "nas"],
+        &["backup", "--directory", "slow", "--staging", &staging],
+    ];
+    for args in next_jobs {
+        let out = sb
+            .cmd()
+            .env("SSTORE_BACKUP_PASSPHRASE", BACKUP_PASS)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        eprintln!("next {args:?}: {}", text(&out));
+    }
     assert_no_work_files(&sb.backups().join(".sstore-staging"));
     assert_no_work_files(&sb.path("nas/.sstore-staging"));
     assert_no_work_files(Path::new(&staging));
-
-    // Nothing left blocks the next job, from the command line or the service.
-    drop(service);
-    let out = sb
-        .cmd()
-        .env("SSTORE_BACKUP_PASSPHRASE", BACKUP_PASS)
-        .arg("backup")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
     let after = assert_histories_consistent(&sb, &places);
-    assert_eq!(after[0], counts[0] + 1);
+    // The configured job reached the directory, nas and slow; the other two reached nas and
+    // slow again; each may also have finished a pending copy.
+    assert!(after[0] > counts[0], "{after:?} after {counts:?}");
+    assert!(after[1] >= counts[1] + 2, "{after:?} after {counts:?}");
+    assert!(after[2] >= counts[2] + 2, "{after:?} after {counts:?}");
 }

@@ -234,3 +234,126 @@ async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
     assert!(!root_b.join(TARGET_LOCK_FILE).exists(), "b's lock released");
     run_verify(&healthy, None, &passphrase()).await.unwrap();
 }
+
+/// A job that could not lock a destination (held by a job from another staging folder) keeps
+/// its staged copy pending for it. When that other job lists a backup there under the same
+/// folder number, the resumed copy goes to the next free folder there instead of failing
+/// forever on an occupied folder: no folder holds two backups, and both are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_copy_whose_folder_was_taken_meanwhile_goes_to_the_next_free_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store_path = tmp.path().join("store.db");
+    populate(&store_path, 3, 2);
+    let (staging_1, staging_2) = (tmp.path().join("staging-1"), tmp.path().join("staging-2"));
+    let (root_a, root_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let key = BackupKeys::passphrase(passphrase());
+    let destination = |name: &str, target: FaultyTarget, staging: &Path| Destination {
+        name: name.into(),
+        dir: BackupDirectory::new(Arc::new(target), staging.to_owned()),
+        local: false,
+    };
+
+    // Job 1 reaches a; b's lock cannot be taken, so b has no entry and the copy stays pending.
+    let b_locked = Rule::new(Operation::Put, FaultKind::Permanent).on_keys_ending(TARGET_LOCK_FILE);
+    let job_1 = BackupJob {
+        store_path: store_path.clone(),
+        staging: staging_1.clone(),
+        destinations: vec![
+            destination("a", faulty(&root_a, []), &staging_1),
+            destination("b", faulty(&root_b, [b_locked]), &staging_1),
+        ],
+        journal: None,
+        transfer: fast_retries(),
+        events: EventSink::default(),
+        resume_only: false,
+        force: false,
+        stop: Default::default(),
+        requested_by: None,
+    };
+    let first = run_job(&job_1, Some(&key), &fast_options())
+        .await
+        .unwrap()
+        .new
+        .unwrap();
+    assert!(!first.succeeded());
+    assert_eq!(first.record.folder, "sstorebr0000");
+    assert!(
+        local_directory(&root_b)
+            .load_history()
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+
+    // Job 2, from another staging folder, lists its backup on b as sstorebr0000.
+    let job_2 = BackupJob {
+        staging: staging_2.clone(),
+        destinations: vec![destination("b", faulty(&root_b, []), &staging_2)],
+        ..job_1.clone()
+    };
+    let second = run_job(&job_2, Some(&key), &fast_options())
+        .await
+        .unwrap()
+        .new
+        .unwrap();
+    assert!(second.succeeded(), "{:?}", second.error);
+    assert_eq!(second.record.folder, "sstorebr0000");
+
+    // Job 1 resumed: its copy goes to sstorebr0001 on b, and says so.
+    let (events, seen) = warnings();
+    let resume = BackupJob {
+        destinations: vec![destination("b", faulty(&root_b, []), &staging_1)],
+        events,
+        resume_only: true,
+        ..job_1
+    };
+    let resumed = run_job(&resume, None, &fast_options())
+        .await
+        .unwrap()
+        .resumed
+        .unwrap();
+    assert!(resumed.succeeded(), "{:?}", resumed.error);
+    assert_eq!(resumed.record.id, first.record.id);
+    let copy = resumed
+        .record
+        .copies
+        .iter()
+        .find(|c| c.name == "b")
+        .unwrap();
+    assert_eq!(copy.folder.as_deref(), Some("sstorebr0001"));
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|w| w.contains("folder sstorebr0000 there holds backup")
+                && w.contains(&second.record.id)
+                && w.contains("goes to sstorebr0001")),
+        "{seen:#?}"
+    );
+    let b = local_directory(&root_b);
+    let history = b.load_history().await.unwrap();
+    let listed: Vec<(&str, &str)> = history
+        .entries
+        .iter()
+        .map(|e| (e.folder.as_str(), e.id.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("sstorebr0000", second.record.id.as_str()),
+            ("sstorebr0001", first.record.id.as_str())
+        ]
+    );
+    for id in [&first.record.id, &second.record.id] {
+        run_verify(&b, Some(id), &passphrase()).await.unwrap();
+    }
+    let left: Vec<_> = std::fs::read_dir(&staging_1)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["sstore.lock"],
+        "the staged copy is gone once b has it"
+    );
+}

@@ -162,12 +162,15 @@ fn print_outcome(outcome: &JobOutcome, resumed: bool) {
         );
     }
     for c in &r.copies {
+        let location = match &c.folder {
+            Some(folder) => format!("{} (in {folder})", c.location),
+            None => c.location.clone(),
+        };
         match c.state {
-            CopyState::Succeeded => println!("  Target:      {}  {}  verified", c.name, c.location),
+            CopyState::Succeeded => println!("  Target:      {}  {location}  verified", c.name),
             _ => println!(
-                "  Target:      {}  {}  {}: {}",
+                "  Target:      {}  {location}  {}: {}",
                 c.name,
-                c.location,
                 c.state,
                 c.message.as_deref().unwrap_or("")
             ),

@@ -92,6 +92,10 @@ pub struct CopyRecord {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The folder of this copy when it is not the job's: another backup was listed under the
+    /// job's folder on this destination before a resumed run reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
 }
 
 /// One backup job.

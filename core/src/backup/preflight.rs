@@ -30,8 +30,13 @@ pub async fn check_staging_space(
     tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
         crate::fsutil::create_private_dir_all(&staging).map_err(BackupError::io(&staging))?;
         let probe = crate::fsutil::temp_sibling(&staging.join("probe"), "space");
+        // A job holding the staging folder's lock removes stray files there, this probe
+        // included: gone before it is removed is as good as removed.
         crate::fsutil::create_private_file(&probe)
-            .and_then(|_| std::fs::remove_file(&probe))
+            .and_then(|_| match std::fs::remove_file(&probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            })
             .map_err(|source| BackupError::StagingNotWritable {
                 path: staging.clone(),
                 source,

@@ -46,6 +46,7 @@ pub(crate) async fn fan_out(
         };
         let copy = CopyJob {
             staged: staged.clone(),
+            folder: locked.folder.clone(),
             retry: transfer.retry,
             events: events.clone(),
             log: log.clone(),
@@ -61,7 +62,7 @@ pub(crate) async fn fan_out(
             events.info(format!(
                 "{name}: sending to {}/{}",
                 dest.dir.location(),
-                copy.staged.folder
+                copy.folder
             ));
             let result = send_copy(&dest, &copy).await;
             tracker.count_transfer(

@@ -1,17 +1,32 @@
 //! Step 2: lock and number. Every destination of the job is locked (a create-only
 //! `sstore.lock` object, taken with retries, taken over from a process gone from this host);
-//! a new job also picks the folder number: the first one free on every destination. New and
-//! resumed jobs lock the same way; only the numbering is the new job's own.
+//! a new job also picks the folder number: the first one free on every destination it locked.
+//! New and resumed jobs lock the same way. A resumed job keeps its folder, except on a
+//! destination where another backup was listed under that folder meanwhile (a job from
+//! another staging folder, which could lock the destination when this one could not): there
+//! its copy goes to the next free folder, so a folder never holds two backups and the pending
+//! copy can still be finished.
 
+use super::super::directory::folder_name;
 use super::super::retry::{RetryPolicy, with_retry};
 use super::super::target_lock::TargetLock;
-use super::super::{BackupError, EventSink};
+use super::super::{BackupError, EventSink, JobKind};
 use super::send::Destination;
 
 /// A destination this job holds the lock of.
 pub(crate) struct Locked {
     pub dest: Destination,
     pub lock: TargetLock,
+    /// The numbered folder the copy goes to on this destination.
+    pub folder: String,
+}
+
+/// The job a run resumes: its id (its own lock, left by a killed run, is taken back) and the
+/// folder it was numbered.
+#[derive(Clone, Copy)]
+pub(crate) struct Resuming<'a> {
+    pub id: &'a str,
+    pub folder: &'a str,
 }
 
 /// The outcome of locking every destination.
@@ -23,13 +38,13 @@ pub(crate) struct LockedDestinations {
     pub next_folder: u32,
 }
 
-/// Locks every destination in `dests` for job `job_id`; `resuming` is the id of the job being
-/// resumed (its own lock, left by a killed run, is taken back). A new job (`resuming` is
-/// `None`) also reads each destination's history for the next free folder number.
+/// Locks every destination in `dests` for job `job_id` and numbers its folder there. A new
+/// job (`resuming` is `None`) reads each destination's history for the next free folder
+/// number and takes the highest on all of them.
 pub(crate) async fn lock_destinations(
     dests: &[Destination],
     job_id: &str,
-    resuming: Option<&str>,
+    resuming: Option<Resuming<'_>>,
     retry: &RetryPolicy,
     events: &EventSink,
 ) -> LockedDestinations {
@@ -40,11 +55,14 @@ pub(crate) async fn lock_destinations(
     };
     for dest in dests {
         match lock_one(dest, job_id, resuming, retry, events).await {
-            Ok((lock, next)) => {
-                locked.next_folder = locked.next_folder.max(next);
+            Ok((lock, folder)) => {
+                if resuming.is_none() {
+                    locked.next_folder = locked.next_folder.max(folder_number(&folder));
+                }
                 locked.ready.push(Locked {
                     dest: dest.clone(),
                     lock,
+                    folder,
                 });
             }
             Err(err) => {
@@ -53,18 +71,26 @@ pub(crate) async fn lock_destinations(
             }
         }
     }
+    if resuming.is_none() {
+        let folder = folder_name(locked.next_folder);
+        for ready in &mut locked.ready {
+            ready.folder.clone_from(&folder);
+        }
+    }
     locked
 }
 
+/// Locks `dest`; returns the lock and the folder for this job there (for a new job, the next
+/// free one on this destination).
 async fn lock_one(
     dest: &Destination,
     job_id: &str,
-    resuming: Option<&str>,
+    resuming: Option<Resuming<'_>>,
     retry: &RetryPolicy,
     events: &EventSink,
-) -> Result<(TargetLock, u32), BackupError> {
+) -> Result<(TargetLock, String), BackupError> {
     let lock = with_retry(retry, &format!("{}: locking", dest.name), events, |_| {
-        TargetLock::acquire(&dest.dir, job_id, resuming)
+        TargetLock::acquire(&dest.dir, job_id, resuming.map(|r| r.id))
     })
     .await?;
     if let Some(old) = &lock.took_over {
@@ -73,17 +99,30 @@ async fn lock_one(
             dest.name
         ));
     }
-    if resuming.is_some() {
-        return Ok((lock, 0));
-    }
-    let number = async {
+    let folder = async {
         let history = dest.dir.load_history().await?;
-        let next = dest.dir.next_folder(&history).await?;
-        Ok::<_, BackupError>(super::super::directory::folder_number(&next).unwrap_or(0))
+        let Some(resumed) = resuming else {
+            return dest.dir.next_folder(&history).await;
+        };
+        let taken_by = history
+            .entries
+            .iter()
+            .find(|e| e.kind == JobKind::Backup && e.folder == resumed.folder && e.id != resumed.id);
+        match taken_by {
+            None => Ok(resumed.folder.to_owned()),
+            Some(other) => {
+                let next = dest.dir.next_folder(&history).await?;
+                events.warn(format!(
+                    "{}: folder {} there holds backup {}, listed while this job waited; this backup goes to {next} there",
+                    dest.name, resumed.folder, other.id
+                ));
+                Ok(next)
+            }
+        }
     }
     .await;
-    match number {
-        Ok(n) => Ok((lock, n)),
+    match folder {
+        Ok(folder) => Ok((lock, folder)),
         Err(e) => {
             let _ = lock.release().await;
             Err(e)
@@ -97,4 +136,8 @@ pub(crate) async fn release(dest: &Destination, lock: TargetLock, events: &Event
     if let Err(e) = lock.release().await {
         events.warn(format!("{}: the lock could not be removed: {e}", dest.name));
     }
+}
+
+fn folder_number(folder: &str) -> u32 {
+    super::super::directory::folder_number(folder).unwrap_or(0)
 }

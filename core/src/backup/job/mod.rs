@@ -217,9 +217,11 @@ pub async fn run_job(
     };
     if let Some(keys) = new_backup {
         keys.check(&job.store_path)?;
-        super::preflight::check_staging_space(&job.staging, &job.store_path, job.force).await?;
     }
     let lock = JobLock::acquire(&job.staging, "backup")?;
+    if new_backup.is_some() {
+        super::preflight::check_staging_space(&job.staging, &job.store_path, job.force).await?;
+    }
     let leftovers = lock.remove_leftovers();
     if leftovers > 0 {
         job.events.warn(format!(

@@ -10,7 +10,7 @@ use super::super::{
     BackupError, BackupKeys, EventSink, HistoryEntry, JobEvent, JobKind, JobLog, Manifest,
 };
 use super::fan_out::{CopyOutcome, fan_out};
-use super::lock::{self, LockedDestinations, lock_destinations};
+use super::lock::{self, LockedDestinations, Resuming, lock_destinations};
 use super::pending::{PendingJob, STAGED_RECORD};
 use super::settle::{Settling, settle};
 use super::stage::{StagedBackup, stage_backup};
@@ -159,7 +159,7 @@ impl<'a> JobRun<'a> {
             true,
         );
         let mut entry = bare_entry(&record);
-        let staged = match StagedBackup::load(dir.clone(), record.folder.clone()) {
+        let staged = match StagedBackup::load(dir.clone()) {
             Ok(staged) => Arc::new(staged),
             Err(err) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -180,7 +180,19 @@ impl<'a> JobRun<'a> {
                     })
             })
             .collect();
-        let locked = run.lock(&unfinished, &record.id, Some(&record.id)).await;
+        let resuming = Resuming {
+            id: &record.id,
+            folder: &record.folder,
+        };
+        let locked = run.lock(&unfinished, &record.id, Some(resuming)).await;
+        for ready in locked.ready.iter().filter(|r| r.folder != record.folder) {
+            let folder = ready.folder.clone();
+            run.tracker.update(|r| {
+                if let Some(copy) = r.copy_mut(&ready.dest.name) {
+                    copy.folder = Some(folder);
+                }
+            });
+        }
         run.fail_unlocked(&locked.failed);
         let first_failure = locked.failed.into_iter().next().map(|(_, e)| e);
         let (outcomes, error) = run.fan_out(locked.ready, staged.clone()).await;
@@ -193,7 +205,7 @@ impl<'a> JobRun<'a> {
         &self,
         dests: &[Destination],
         job_id: &str,
-        resuming: Option<&str>,
+        resuming: Option<Resuming<'_>>,
     ) -> LockedDestinations {
         lock_destinations(
             dests,
@@ -318,6 +330,7 @@ fn new_record(job: &BackupJob, item: &str) -> JobRecord {
                 bytes_sent: 0,
                 attempts: 0,
                 message: None,
+                folder: None,
             })
             .collect(),
     }

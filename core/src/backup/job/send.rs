@@ -41,6 +41,8 @@ pub(crate) type CopyStateFn = Arc<dyn Fn(CopyState) + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct CopyJob {
     pub staged: Arc<StagedBackup>,
+    /// The numbered folder on this destination.
+    pub folder: String,
     pub retry: RetryPolicy,
     pub events: EventSink,
     /// The job's log, uploaded beside the backup.
@@ -57,7 +59,7 @@ pub(crate) struct CopyJob {
 pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), BackupError> {
     let staged = &job.staged;
     let dir = &dest.dir;
-    let bak = dir.object(&staged.folder, BACKUP_FILE)?;
+    let bak = dir.object(&job.folder, BACKUP_FILE)?;
     let what = format!("{}: {}", dest.name, dir.describe(&bak));
     let (backup_path, manifest_path) = (staged.backup_path(), staged.manifest_path());
     // How the connection is protected (an SMB session: signed, encrypted), where the target
@@ -83,7 +85,7 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
         staged.manifest.backup_sha256
     ));
 
-    let manifest_key = dir.object(&staged.folder, MANIFEST_FILE)?;
+    let manifest_key = dir.object(&job.folder, MANIFEST_FILE)?;
     with_retry(
         &job.retry,
         &format!("upload to {}", dir.describe(&manifest_key)),
@@ -92,7 +94,7 @@ pub(crate) async fn send_copy(dest: &Destination, job: &CopyJob) -> Result<(), B
     )
     .await?;
 
-    let log_key = dir.object(&staged.folder, LOG_FILE)?;
+    let log_key = dir.object(&job.folder, LOG_FILE)?;
     let log_text = job.log.render();
     with_retry(
         &job.retry,

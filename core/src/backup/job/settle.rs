@@ -83,6 +83,7 @@ pub(crate) async fn settle(
         match outcome.result {
             Ok(()) => {
                 let mut listed = entry.clone();
+                listed.folder.clone_from(&outcome.locked.folder);
                 listed.status = JobStatus::Succeeded;
                 listed.finished = super::super::now_rfc3339();
                 listed.warnings = s.log.warnings();
@@ -114,6 +115,10 @@ pub(crate) async fn settle(
                 }
             }
             Err(message) => {
+                let entry = HistoryEntry {
+                    folder: outcome.locked.folder.clone(),
+                    ..entry.clone()
+                };
                 record_failure(dir, &entry, &message, s.log).await;
                 done_failed(s.events, &name, message);
             }
@@ -286,6 +291,7 @@ mod tests {
             bytes_sent: 0,
             attempts: 0,
             message: None,
+            folder: None,
         }
     }
 

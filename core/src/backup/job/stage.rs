@@ -15,11 +15,11 @@ use crate::format::{Compression, FORMAT_VERSION, Keys, PayloadWriter, StreamOpti
 use crate::fsutil::{self, WriteBehindFile};
 use crate::store::SecureStore;
 
-/// A staged backup ready to send: its folder in the staging area and what it is.
+/// A staged backup ready to send: its folder in the staging area and what it is. (The numbered
+/// folder it goes to is each destination's: see [`super::lock::Locked`].)
 #[derive(Debug, Clone)]
 pub(crate) struct StagedBackup {
     pub dir: PathBuf,
-    pub folder: String,
     pub manifest: Manifest,
 }
 
@@ -33,18 +33,14 @@ impl StagedBackup {
     }
 
     /// A staged backup left by an interrupted job: its manifest is read back.
-    pub fn load(dir: PathBuf, folder: String) -> Result<Self, BackupError> {
+    pub fn load(dir: PathBuf) -> Result<Self, BackupError> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&path).map_err(BackupError::io(&path))?;
         let manifest = serde_json::from_slice(&bytes).map_err(|e| BackupError::Unreadable {
             file: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Self {
-            dir,
-            folder,
-            manifest,
-        })
+        Ok(Self { dir, manifest })
     }
 }
 
@@ -89,7 +85,6 @@ pub(crate) async fn stage_backup(
     write_private(&manifest_path, &json)?;
     Ok(StagedBackup {
         dir: staged_dir.to_owned(),
-        folder: entry.folder.clone(),
         manifest,
     })
 }
