@@ -42,18 +42,28 @@ pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
         Ok(cmd)
     })?;
     // A signed CreateBucket (an unsigned one is refused); "already exists" is fine.
-    let out = Command::new("curl")
+    let mut out = Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
         .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
-        .args(["--user", &format!("{access_key}:{secret_key}")])
+        // The keys through curl's config on standard input, not its command line.
+        .args(["--config", "-"])
         .args([
             "-H",
             "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         ])
         .arg(format!("http://127.0.0.1:{PORT}/{BUCKET}"))
         .env_remove("AWS_CA_BUNDLE")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| format!("curl: {e}"))?;
+    if let Some(mut stdin) = out.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "user = \"{access_key}:{secret_key}\"")
+            .map_err(|e| format!("curl: {e}"))?;
+    }
+    let out = out.wait_with_output().map_err(|e| format!("curl: {e}"))?;
     let code = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !matches!(code.as_str(), "200" | "409") {
         return Err(format!(

@@ -24,7 +24,9 @@ pub fn up(ctx: &Ctx) -> Result<EnvEntries, String> {
         cmd.arg("--config")
             .arg(&config)
             .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{PORT}")])
-            .args(["--user", USER, "--pass", &password])
+            // rclone reads any flag from RCLONE_<FLAG>: the password stays off the command line.
+            .env("RCLONE_USER", USER)
+            .env("RCLONE_PASS", &password)
             .arg(&data);
         Ok(cmd)
     })?;
