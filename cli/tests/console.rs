@@ -654,7 +654,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     let Some(mut browser) = Browser::start("wizard") else {
         return;
     };
-    let offsite = tempfile::tempdir().unwrap();
+    let offsite = sstore_tests::scratch_dir();
     let service = Service::new(&faulty_target(
         "offsite",
         offsite.path(),
@@ -787,7 +787,7 @@ fn a_target_that_refuses_the_upload_shows_its_failure_message_and_the_log_says_w
     let Some(mut browser) = Browser::start("refused") else {
         return;
     };
-    let refusing = tempfile::tempdir().unwrap();
+    let refusing = sstore_tests::scratch_dir();
     let service = Service::new(&faulty_target(
         "refusing",
         refusing.path(),

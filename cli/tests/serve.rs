@@ -496,7 +496,7 @@ fn a_master_key_change_triggers_a_backup_and_the_warning_clears() {
 
 #[test]
 fn jobs_on_one_destination_take_turns_and_a_cli_backup_meanwhile_is_refused() {
-    let service_dir = tempfile::tempdir().unwrap();
+    let service_dir = sstore_tests::scratch_dir();
     let slow = service_dir.path().join("slow");
     let service = Service::new(&slow_target("slow", &slow, 3000));
     let a = service.start_job(
@@ -540,7 +540,7 @@ fn jobs_on_one_destination_take_turns_and_a_cli_backup_meanwhile_is_refused() {
 
 #[test]
 fn sigterm_mid_transfer_stops_cleanly_and_the_next_start_resumes() {
-    let service_dir = tempfile::tempdir().unwrap();
+    let service_dir = sstore_tests::scratch_dir();
     let slow = service_dir.path().join("slow");
     let mut service = Service::new(&slow_target("slow", &slow, 20_000));
     let id = service.start_job(
@@ -576,7 +576,7 @@ fn sigterm_mid_transfer_stops_cleanly_and_the_next_start_resumes() {
 
 #[test]
 fn kill_9_mid_transfer_loses_nothing() {
-    let service_dir = tempfile::tempdir().unwrap();
+    let service_dir = sstore_tests::scratch_dir();
     let slow = service_dir.path().join("slow");
     let mut service = Service::new(&slow_target("slow", &slow, 20_000));
     let done = service.start_job(&service.operator, json!({"kind": "backup"}));

@@ -14,6 +14,23 @@ use sstore_target_local::LocalTarget;
 pub mod mssql_engine;
 pub mod tds_standin;
 
+/// Set by `cargo xtask ci`: tests keep the files they write, for the secret scan after the
+/// suite (see xtask/src/secret_scan.rs).
+pub const KEEP_FILES_ENV: &str = "SSTORE_TEST_KEEP_FILES";
+
+/// A private temporary folder for one test, removed when dropped unless [`KEEP_FILES_ENV`] is
+/// set.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new()
+        .prefix("sstore-test-")
+        .tempdir()
+        .unwrap();
+    if std::env::var_os(KEEP_FILES_ENV).is_some() {
+        dir.disable_cleanup(true);
+    }
+    dir
+}
+
 pub fn passphrase() -> Passphrase {
     Passphrase::new("Test-Passphrase-42")
 }

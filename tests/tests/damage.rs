@@ -24,7 +24,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store = tmp.path().join("store.db");
     populate(&store, 30, 4);
     let root = tmp.path().join("backups");

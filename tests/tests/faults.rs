@@ -30,7 +30,7 @@ async fn a_failure_at_any_publishing_step_is_recorded_as_failed() {
         ("manifest", "sstoremanifest.json"),
         ("log", LOG_FILE),
     ] {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = sstore_tests::scratch_dir();
         let store_path = tmp.path().join("store.db");
         populate(&store_path, 3, 2);
         let root = tmp.path().join("backups");
@@ -162,7 +162,7 @@ fn assert_lock_retried(dest: &str, lock: &FaultyTarget, warnings: &[String]) {
 /// have failed the destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 3, 2);
     let staging = tmp.path().join("staging");
@@ -241,7 +241,7 @@ async fn a_resumed_job_and_a_new_job_take_their_locks_with_the_same_retries() {
 /// forever on an occupied folder: no folder holds two backups, and both are listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_copy_whose_folder_was_taken_meanwhile_goes_to_the_next_free_one() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 3, 2);
     let (staging_1, staging_2) = (tmp.path().join("staging-1"), tmp.path().join("staging-2"));

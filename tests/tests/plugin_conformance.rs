@@ -20,7 +20,7 @@ fn request(name: &str, path: &std::path::Path) -> OpenRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_plugin_conforms() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let file = install_plugin(&build_plugins().sumfolder, &dir.path().join("plugins"));
     let mut registry = Registry::builtin();
     let plugin = sstore_target_dylib::load_plugin(&file).unwrap();
@@ -53,7 +53,7 @@ async fn the_example_plugin_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_errors_keep_their_kind_and_a_bad_setting_is_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let file = install_plugin(&build_plugins().sumfolder, &dir.path().join("plugins"));
     let mut registry = Registry::builtin();
     sstore_target_dylib::load_plugin(&file)
@@ -159,7 +159,7 @@ fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// failing through it fails because of the faults it was given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fault_plugin_conforms_when_no_rule_hits() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let file = install_plugin(&build_plugins().faulty, &dir.path().join("plugins"));
     let mut registry = Registry::builtin();
     sstore_target_dylib::load_plugin(&file)

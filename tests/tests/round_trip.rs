@@ -11,7 +11,7 @@ use sstore_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_apps_and_ten_thousand_sets_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     let sets = populate(&store_path, 1000, 11);
     assert!(sets >= 10_000, "{sets} sets");
@@ -76,7 +76,7 @@ async fn thousand_apps_and_ten_thousand_sets_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_backups_share_a_directory_and_restore_by_id() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 20, 3);
     let dir = local_directory(&tmp.path().join("backups"));
@@ -159,7 +159,7 @@ async fn several_backups_share_a_directory_and_restore_by_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_job_on_the_same_directory_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 2, 1);
     let dir = local_directory(&tmp.path().join("backups"));
@@ -190,7 +190,7 @@ async fn a_second_job_on_the_same_directory_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlisted_folder_is_reported_and_never_reused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 2, 1);
     let root = tmp.path().join("backups");

@@ -59,7 +59,7 @@ fn slow_job(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_job_lists_nothing_and_leaves_nothing_behind() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 3, 2);
     let root = tmp.path().join("backups");
@@ -113,7 +113,7 @@ async fn a_cancelled_job_lists_nothing_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_stopped_for_a_shutdown_is_resumed_by_the_next_run() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let store_path = tmp.path().join("store.db");
     populate(&store_path, 3, 2);
     let root = tmp.path().join("backups");

@@ -1,5 +1,6 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets under `fuzz/`
-//! (libFuzzer with AddressSanitizer) for N seconds each (default 60), on their corpora under
+//! `cargo xtask fuzz [--seconds N] [--sanitizer address|none] [TARGET...]`: runs the cargo-fuzz
+//! targets under `fuzz/` (libFuzzer, with AddressSanitizer unless `--sanitizer none`, which
+//! `cargo xtask ci` uses to build in half the time) for N seconds each (default 60), on their corpora under
 //! `fuzz/corpus/TARGET` (kept in the repo; what a run adds stays there). Installs cargo-fuzz
 //! when missing. Nightly-only compiler flags are enabled with RUSTC_BOOTSTRAP on the stable
 //! toolchain. A crash, a timeout (10 s for one input) or more than 2 GiB of memory fails the
@@ -12,6 +13,7 @@ pub const TARGETS: &[&str] = &["stream", "header", "records", "config", "locatio
 
 pub fn command(root: &std::path::Path, args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
+    let mut sanitizer = "address".to_owned();
     let mut targets: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -20,6 +22,12 @@ pub fn command(root: &std::path::Path, args: &[String]) -> Result<(), String> {
                 .next()
                 .and_then(|v| v.parse().ok())
                 .ok_or("fuzz: --seconds needs a whole number")?;
+        } else if arg == "--sanitizer" {
+            sanitizer = it
+                .next()
+                .filter(|s| ["address", "none"].contains(&s.as_str()))
+                .ok_or("fuzz: --sanitizer takes address or none")?
+                .clone();
         } else if TARGETS.contains(&arg.as_str()) {
             targets.push(arg.clone());
         } else {
@@ -42,7 +50,7 @@ pub fn command(root: &std::path::Path, args: &[String]) -> Result<(), String> {
         let out = Command::new("cargo")
             .current_dir(&fuzz_dir)
             .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", target])
+            .args(["fuzz", "run", "--sanitizer", &sanitizer, target])
             .arg(&corpus)
             .args([
                 "--",

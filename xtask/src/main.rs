@@ -8,6 +8,7 @@ mod bench_mssql;
 mod bench_serve;
 mod bench_targets;
 mod fuzz;
+mod secret_scan;
 mod services;
 mod soak;
 
@@ -35,9 +36,13 @@ commands:
                           at random moments of backup, transfer, resume, prune, restore and
                           masterkey update, every invariant checked after each; ends with a
                           line of counts and lost: 0 (anything lost fails)
-  fuzz [--seconds N] [TARGET...]
+  fuzz [--seconds N] [--sanitizer address|none] [TARGET...]
                           the cargo-fuzz targets under fuzz/ (stream, header, records, config,
-                          location, keys) for N seconds each (default 60) on their corpora
+                          location, keys) for N seconds each (default 60) on their corpora,
+                          with AddressSanitizer unless --sanitizer none
+  secret-scan [CARGO TEST ARGS...]
+                          cargo test (default: the workspace) against the servers, then the
+                          secret scan that cargo xtask ci runs after its suite
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
   bench [--size-mib N] [--rounds R]
                           R rounds (default 3) of: N MiB (default 1024) through the backup stream
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Some("bench-mssql") => bench_mssql::run_bench(&args[1..]),
         Some("soak") => soak::command(&args[1..]),
         Some("fuzz") => fuzz::command(&root(), &args[1..]),
+        Some("secret-scan") => secret_scan_only(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -133,10 +139,14 @@ fn ci() -> Result<(), String> {
             .env("SSTORE_REQUIRE_SERVICES", "1")
             .env_remove("AWS_CA_BUNDLE");
     };
+    // The tests keep what they write and record their command lines for the secret scan.
+    let scan = secret_scan::Scan::prepare(&target_dir())?;
     let mut workspace = ci_cargo();
     workspace.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
     with_services(&mut workspace);
+    scan.attach(&mut workspace);
     let (mut passed, mut failed) = test_and_count(&mut workspace)?;
+    let scanned = scan.finish(&root(), &env_file);
 
     // A short kill soak (30 kills; `cargo xtask soak --minutes N` runs a long one).
     let soak = soak::run(soak::Length::Kills(30), None);
@@ -191,6 +201,17 @@ fn ci() -> Result<(), String> {
     passed += faults_passed;
     failed += faults_failed;
 
+    // Every fuzz target for a bounded time (`cargo xtask fuzz --seconds N` runs longer).
+    let fuzzed = fuzz::command(
+        &root(),
+        &[
+            "--seconds".to_owned(),
+            CI_FUZZ_SECONDS.to_string(),
+            "--sanitizer".to_owned(),
+            "none".to_owned(),
+        ],
+    );
+
     // One closing line for the whole suite (each test binary prints its own result line).
     println!("tests: {passed} passed, {failed} failed");
     report_target_size();
@@ -198,15 +219,44 @@ fn ci() -> Result<(), String> {
         return Err(format!("cargo test: {passed} passed, {failed} failed"));
     }
     soak.map_err(|e| format!("kill soak: {e}"))?;
+    println!("{}", scanned?);
+    fuzzed?;
     eprintln!("==> all checks passed");
     Ok(())
 }
 
+/// `cargo xtask secret-scan [CARGO TEST ARGS...]`: some tests, then the secret scan.
+fn secret_scan_only(args: &[String]) -> Result<(), String> {
+    let env_file = services::up_all(&root())?;
+    let scan = secret_scan::Scan::prepare(&target_dir())?;
+    let mut tests = ci_cargo();
+    tests.arg("test");
+    if args.is_empty() {
+        tests.args(["--workspace", "--all-targets"]);
+    }
+    tests
+        .args(args)
+        .env("SSTORE_SERVICES_ENV", &env_file)
+        .env_remove("AWS_CA_BUNDLE");
+    scan.attach(&mut tests);
+    let (passed, failed) = test_and_count(&mut tests)?;
+    println!("tests: {passed} passed, {failed} failed");
+    println!("{}", scan.finish(&root(), &env_file)?);
+    Ok(())
+}
+
+/// How long `cargo xtask ci` runs each fuzz target.
+const CI_FUZZ_SECONDS: u64 = 20;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// Prints how much disk the target folder took (CI machines have little to spare).
 fn report_target_size() {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
+    let target = target_dir();
     if let Ok(out) = Command::new("du").arg("-sh").arg(&target).output() {
         eprint!(
             "==> target folder: {}",

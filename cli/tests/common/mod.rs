@@ -18,7 +18,7 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new() -> Self {
         Self {
-            tmp: tempfile::tempdir().unwrap(),
+            tmp: sstore_tests::scratch_dir(),
         }
     }
 
@@ -37,9 +37,9 @@ impl Sandbox {
     /// `sstore` with the store passphrase in the environment and nothing inherited that could
     /// point it at a real store or config.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sstore"));
+        let mut cmd = sstore_command();
         for (key, _) in std::env::vars() {
-            if key.starts_with("SSTORE_") {
+            if key.starts_with("SSTORE_") && key != "SSTORE_TEST_BIN" {
                 cmd.env_remove(key);
             }
         }
@@ -112,6 +112,21 @@ impl Sandbox {
             "User=svc-payroll\nPin=Secret-Pin-9\n",
         );
         assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
+/// The `sstore` binary; under `cargo xtask ci`, through the wrapper it names in
+/// SSTORE_TEST_ARGV_WRAPPER, which records each command line for the secret scan and then
+/// execs the binary (same process, same arguments).
+pub fn sstore_command() -> Command {
+    let binary = env!("CARGO_BIN_EXE_sstore");
+    match std::env::var_os("SSTORE_TEST_ARGV_WRAPPER") {
+        Some(wrapper) => {
+            let mut cmd = Command::new(wrapper);
+            cmd.env("SSTORE_TEST_BIN", binary);
+            cmd
+        }
+        None => Command::new(binary),
     }
 }
 

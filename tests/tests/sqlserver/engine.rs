@@ -51,7 +51,7 @@ async fn engine_ten_thousand_sets_round_trip_sql_server_sqlite_and_back() {
     let Some(base) = engine("engine_ten_thousand_sets_round_trip") else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let sqlite = tmp.path().join("store.db");
     let sets = populate(&sqlite, 1000, 11);
     assert!(sets >= 10_000);
@@ -198,7 +198,7 @@ fn engine_a_backup_holds_exactly_the_committed_state_it_started_from() {
     drop(store);
     let committed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     std::thread::scope(|s| {
         let (writer_location, committed2, stop2) =
             (location.clone(), committed.clone(), stop.clone());
@@ -259,7 +259,7 @@ fn engine_wrong_password_missing_database_and_missing_permission() {
         return;
     };
     // Wrong password: a file with another one.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let wrong = dir.path().join("wrong.pw");
     std::fs::write(&wrong, "Not-The-Password-1\n").unwrap();
     let mut bad = base.clone();
@@ -357,7 +357,7 @@ fn engine_server_stopped_mid_backup_fails_cleanly_and_the_next_backup_works() {
         );
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = sstore_tests::scratch_dir();
     let sqlite = tmp.path().join("store.db");
     let sets = populate(&sqlite, 1000, 11);
     let config = fresh_database(&base, "stopped");

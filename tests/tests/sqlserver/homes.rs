@@ -185,7 +185,7 @@ fn semantics(location: &StoreLocation, snapshot_dir: &std::path::Path) {
 
 #[test]
 fn store_semantics_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     semantics(
         &StoreLocation::Sqlite(dir.path().join("store.db")),
         dir.path(),
@@ -199,6 +199,6 @@ fn store_semantics_on_sql_server() {
     };
     let config = fresh_database(&base, "semantics");
     let _cleanup = DropDatabase(config.clone());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     semantics(&StoreLocation::SqlServer(config), dir.path());
 }

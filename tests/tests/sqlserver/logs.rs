@@ -58,7 +58,7 @@ fn config(standin: &TdsStandIn, dir: &std::path::Path, password: &str) -> SqlSer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tds_standin_the_password_reaches_no_log_no_job_log_and_no_message() {
     let logs = capture();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     // A wrong password, then a login that works and a backup the server refuses.
     let refused = TdsStandIn::start(vec![Script::accept("Other-Pw-1", vec![])]);
     let err = SecureStore::open_at(&StoreLocation::SqlServer(config(

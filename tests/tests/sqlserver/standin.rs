@@ -52,7 +52,7 @@ fn version_row() -> Answer {
 #[test]
 fn tds_standin_login_sends_user_password_and_database_and_checks_the_schema_version() {
     let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![version_row()])]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let store = open(&location(&standin, &dir, PASSWORD)).unwrap();
     assert!(store.location().is_sql_server());
     let seen = standin.seen();
@@ -75,7 +75,7 @@ fn tds_standin_another_schema_version_is_refused() {
         PASSWORD,
         vec![Answer::Rows(vec!["9".into()])],
     )]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let err = server_error(open(&location(&standin, &dir, PASSWORD)));
     assert!(
         matches!(err, SqlServerError::SchemaVersion { ref found, supported: 1, .. } if found == "9"),
@@ -86,7 +86,7 @@ fn tds_standin_another_schema_version_is_refused() {
 #[test]
 fn tds_standin_wrong_password_is_a_login_failure_that_never_quotes_it() {
     let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![])]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let wrong = "Wrong-Pw-5521";
     let err = server_error(open(&location(&standin, &dir, wrong)));
     assert!(matches!(err, SqlServerError::LoginFailed { .. }), "{err}");
@@ -109,7 +109,7 @@ fn tds_standin_missing_database_is_its_own_error_and_means_no_store() {
         },
         answers: vec![],
     }]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let err = open(&location(&standin, &dir, PASSWORD)).unwrap_err();
     assert_eq!(err.category(), ErrorCategory::NoStore);
     assert!(
@@ -128,7 +128,7 @@ fn tds_standin_a_database_without_the_tables_is_no_store() {
             message: "Invalid object name 'sstore_meta'.".into(),
         }],
     )]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let err = open(&location(&standin, &dir, PASSWORD)).unwrap_err();
     assert_eq!(err.category(), ErrorCategory::NoStore);
     assert!(err.to_string().contains("sstore store init"), "{err}");
@@ -137,7 +137,7 @@ fn tds_standin_a_database_without_the_tables_is_no_store() {
 #[test]
 fn tds_standin_requiring_tls_of_a_server_without_it_is_a_tls_refusal() {
     let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![version_row()])]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     for encrypt in [Encryption::Required, Encryption::On] {
         let mut config = location(&standin, &dir, PASSWORD);
         config.encrypt = encrypt;
@@ -161,7 +161,7 @@ fn tds_standin_no_tls_at_all_is_for_loopback_only() {
 
 #[test]
 fn tds_standin_unreachable_server_and_silent_login_are_distinct_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -187,7 +187,7 @@ fn tds_standin_unreachable_server_and_silent_login_are_distinct_errors() {
 
 #[test]
 fn tds_standin_server_errors_map_to_deadlock_busy_and_permission() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     for (code, message, check) in [
         (
             1205u32,
@@ -224,7 +224,7 @@ fn tds_standin_server_errors_map_to_deadlock_busy_and_permission() {
 #[test]
 fn tds_standin_a_silent_server_times_the_statement_out() {
     let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![Answer::Hang])]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let started = Instant::now();
     let err = server_error(open(&location(&standin, &dir, PASSWORD)));
     assert!(
@@ -261,7 +261,7 @@ fn tds_standin_a_read_only_backup_retries_a_deadlock_and_a_dropped_connection() 
             }],
         ),
     ]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let store = open(&location(&standin, &dir, PASSWORD)).unwrap();
     let err = store.snapshot(&dir.path().join("snap.db")).unwrap_err();
     assert!(
@@ -292,7 +292,7 @@ fn tds_standin_a_backup_that_keeps_deadlocking_gives_up_and_says_it_retried() {
         Script::accept(PASSWORD, vec![version_row(), deadlock()]),
         Script::accept(PASSWORD, vec![deadlock()]),
     ]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let store = open(&location(&standin, &dir, PASSWORD)).unwrap();
     let err = store.snapshot(&dir.path().join("snap.db")).unwrap_err();
     assert!(
@@ -323,7 +323,7 @@ fn tds_standin_a_writer_that_cannot_get_the_lock_changes_nothing() {
         PASSWORD,
         vec![version_row(), Answer::Int(-1)],
     )]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let mut store = open(&location(&standin, &dir, PASSWORD)).unwrap();
     let err = store.remove_app("crm").unwrap_err();
     assert!(
@@ -355,7 +355,7 @@ fn tds_standin_a_writer_that_cannot_get_the_lock_changes_nothing() {
 #[test]
 fn tds_standin_a_password_missing_from_the_environment_is_named() {
     let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![version_row()])]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sstore_tests::scratch_dir();
     let mut config = location(&standin, &dir, PASSWORD);
     config.auth = SqlAuth::Sql {
         user: "sstore_app".into(),
