@@ -112,7 +112,9 @@ impl Authenticator {
         match self.operators.verify_password(name, password) {
             Ok(operator) => {
                 self.limiter.record_success(name, from);
-                let session = self.sessions.create(&operator.name);
+                let session = self
+                    .sessions
+                    .create(&operator.name, operator.password_changed.unix_timestamp());
                 self.audit(&AuditEvent::Login {
                     operator: (&operator).into(),
                     from: Some(from),
@@ -140,12 +142,17 @@ impl Authenticator {
     }
 
     /// The session of a cookie and its operator as the operators file says now (its current
-    /// role). A session whose operator was removed ends here, with all its others.
+    /// role). A session whose operator was removed, or whose password changed since it began
+    /// (`sstore operator passwd`), ends here, with all its others.
     pub fn session(&self, id: &str) -> Option<(Session, Operator)> {
         let session = self.sessions.lookup(id)?;
         match self.operators.get(&session.operator) {
-            Ok(Some(operator)) => Some((session, operator)),
-            Ok(None) => {
+            Ok(Some(operator))
+                if operator.password_changed.unix_timestamp() == session.password_changed =>
+            {
+                Some((session, operator))
+            }
+            Ok(_) => {
                 self.sessions.remove_operator(&session.operator);
                 None
             }
@@ -318,6 +325,22 @@ mod tests {
             .unwrap();
         assert!(auth.session(&session.id).is_none());
         assert!(auth.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_password_change_ends_the_sessions_begun_before_it() {
+        let (_dir, _clock, auth) = setup();
+        let (_, before) = auth.login("alice", PW, ip()).unwrap();
+        // Whole seconds in the file: make the change land in a later second than the login.
+        std::thread::sleep(Duration::from_millis(1100));
+        OperatorStore::open(auth.operators.path())
+            .unwrap()
+            .set_password("alice", "a-new-password-2")
+            .unwrap();
+        assert!(auth.session(&before.id).is_none());
+        assert!(auth.login("alice", PW, ip()).is_err(), "the old password");
+        let (_, after) = auth.login("alice", "a-new-password-2", ip()).unwrap();
+        assert!(auth.session(&after.id).is_some());
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Session {
     /// The operator's name; look it up in the operators file for its current role (and to
     /// find that it was removed).
     pub operator: String,
+    /// The operator's `password_changed` (Unix seconds) when the session began: a session
+    /// from before a password change is over.
+    pub password_changed: i64,
     pub created: Instant,
     /// When it ends unless used again (or at the absolute limit).
     pub expires: Instant,
@@ -71,6 +74,7 @@ pub struct Session {
 #[derive(Debug)]
 struct Entry {
     operator: String,
+    password_changed: i64,
     created: Instant,
     last_seen: Instant,
 }
@@ -129,8 +133,9 @@ impl Sessions {
         table.retain(|_, e| self.expiry(e) > now);
     }
 
-    /// Starts a session for `operator` (after its password was checked).
-    pub fn create(&self, operator: &str) -> NewSession {
+    /// Starts a session for `operator` (after its password, last changed at
+    /// `password_changed`, was checked).
+    pub fn create(&self, operator: &str, password_changed: i64) -> NewSession {
         let id = Zeroizing::new(hex::encode(random::bytes::<32>()));
         let now = self.clock.now();
         let mut table = self.lock();
@@ -152,6 +157,7 @@ impl Sessions {
                 key,
                 Entry {
                     operator: operator.to_owned(),
+                    password_changed,
                     created: now,
                     last_seen: now,
                 },
@@ -180,6 +186,7 @@ impl Sessions {
         entry.last_seen = now;
         Some(Session {
             operator: entry.operator.clone(),
+            password_changed: entry.password_changed,
             created: entry.created,
             expires: self.expiry(entry),
         })
@@ -256,11 +263,11 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_and_ends_at_logout() {
         let (_clock, sessions) = sessions();
-        let new = sessions.create("alice");
+        let new = sessions.create("alice", 0);
         assert_eq!(new.id.len(), 64);
         assert_eq!(new.max_age, 12 * HOUR);
         assert_eq!(sessions.lookup(&new.id).unwrap().operator, "alice");
-        let other = sessions.create("alice");
+        let other = sessions.create("alice", 0);
         assert_ne!(*new.id, *other.id);
         assert!(sessions.logout(&new.id));
         assert!(sessions.lookup(&new.id).is_none());
@@ -274,8 +281,8 @@ mod tests {
     #[test]
     fn a_session_unused_for_eight_hours_expires() {
         let (clock, sessions) = sessions();
-        let new = sessions.create("alice");
-        let unused = sessions.create("bob");
+        let new = sessions.create("alice", 0);
+        let unused = sessions.create("bob", 0);
         clock.advance(3 * HOUR);
         assert!(sessions.lookup(&new.id).is_some());
         clock.advance(5 * HOUR);
@@ -283,7 +290,7 @@ mod tests {
         clock.advance(3 * HOUR - Duration::from_secs(1));
         // 11 h after the login, 8 h less a second after its last use: still live.
         assert!(sessions.lookup(&new.id).is_some(), "the lookup renewed it");
-        let other = sessions.create("carol");
+        let other = sessions.create("carol", 0);
         clock.advance(8 * HOUR);
         assert!(sessions.lookup(&other.id).is_none());
         assert!(sessions.lookup(&new.id).is_none());
@@ -293,7 +300,7 @@ mod tests {
     #[test]
     fn a_session_in_use_still_ends_after_twelve_hours() {
         let (clock, sessions) = sessions();
-        let new = sessions.create("alice");
+        let new = sessions.create("alice", 0);
         let created = sessions.lookup(&new.id).unwrap().created;
         for _ in 0..11 {
             clock.advance(HOUR);
@@ -313,16 +320,16 @@ mod tests {
             max_per_operator: 2,
         };
         let sessions = Sessions::with_clock(config, Arc::new(clock.clone()));
-        let a = sessions.create("alice");
+        let a = sessions.create("alice", 0);
         assert_eq!(a.max_age, Duration::from_secs(90));
         clock.advance(Duration::from_secs(61));
         assert!(sessions.lookup(&a.id).is_none());
         // Beyond the limit per operator, the oldest session ends.
-        let b = sessions.create("alice");
+        let b = sessions.create("alice", 0);
         clock.advance(Duration::from_secs(1));
-        let c = sessions.create("alice");
+        let c = sessions.create("alice", 0);
         clock.advance(Duration::from_secs(1));
-        let d = sessions.create("alice");
+        let d = sessions.create("alice", 0);
         assert!(sessions.lookup(&b.id).is_none());
         assert!(sessions.lookup(&c.id).is_some());
         assert!(sessions.lookup(&d.id).is_some());
@@ -331,9 +338,9 @@ mod tests {
     #[test]
     fn removing_an_operator_ends_its_sessions_only() {
         let (_clock, sessions) = sessions();
-        let a1 = sessions.create("alice");
-        let a2 = sessions.create("alice");
-        let b = sessions.create("bob");
+        let a1 = sessions.create("alice", 0);
+        let a2 = sessions.create("alice", 0);
+        let b = sessions.create("bob", 0);
         assert_eq!(sessions.remove_operator("alice"), 2);
         assert!(sessions.lookup(&a1.id).is_none());
         assert!(sessions.lookup(&a2.id).is_none());
@@ -344,8 +351,8 @@ mod tests {
     #[test]
     fn the_csrf_token_is_bound_to_its_session_and_to_this_process() {
         let (_clock, sessions) = sessions();
-        let a = sessions.create("alice");
-        let b = sessions.create("alice");
+        let a = sessions.create("alice", 0);
+        let b = sessions.create("alice", 0);
         assert_eq!(a.csrf_token, sessions.csrf_token(&a.id));
         assert!(sessions.check_csrf(&a.id, &a.csrf_token));
         assert!(sessions.check_csrf(&a.id, &a.csrf_token.to_uppercase()));

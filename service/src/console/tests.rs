@@ -116,7 +116,15 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn browser(&self, operator: &str) -> Browser {
-        let session = self.state.auth.sessions.create(operator);
+        let changed = self
+            .state
+            .auth
+            .operators
+            .get(operator)
+            .ok()
+            .flatten()
+            .map_or(0, |o| o.password_changed.unix_timestamp());
+        let session = self.state.auth.sessions.create(operator, changed);
         Browser {
             cookie: format!("sstore_session={}", *session.id),
             csrf: session.csrf_token,
