@@ -505,6 +505,15 @@ impl Soak {
                 self.rounds
             ));
         }
+        // A killed restore leaves at most its own work file: the next restore into the folder
+        // sweeps it (every round's checks restore into it).
+        let leftovers = self.restore_leftovers();
+        if leftovers > 1 {
+            self.problem(format!(
+                "round {}: {leftovers} restore work files left beside restored stores",
+                self.rounds
+            ));
+        }
         let mut listed_everywhere = Vec::new();
         for d in 0..self.dests.len() {
             let entries = self.history(d);

@@ -265,6 +265,7 @@ async fn restore_into(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fsutil::create_private_dir_all(parent).map_err(BackupError::io(parent))?;
+    let _folder = RestoreFolder::lock(parent, log)?;
     let temp = fsutil::temp_sibling(dest, "restore");
     let result = async {
         fetch_and_check(dir, backup, manifest, keys, &temp).await?;
@@ -290,6 +291,65 @@ async fn restore_into(
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// The folder a restore writes its store file into, locked for the restore (an OS lock on the
+/// folder itself, released by the OS when the process ends). Holding it, any restore work file
+/// found there (`.NAME.restore-*.tmp`) was left by a restore that was killed: it is removed.
+struct RestoreFolder {
+    #[cfg(unix)]
+    _lock: std::fs::File,
+}
+
+impl RestoreFolder {
+    fn lock(folder: &Path, log: &EventSink) -> Result<Self, BackupError> {
+        #[cfg(unix)]
+        {
+            let file = std::fs::File::open(folder).map_err(BackupError::io(folder))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(BackupError::Locked {
+                        path: folder.to_owned(),
+                        holder: "another restore is writing into this folder".into(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(BackupError::io(folder)(e)),
+            }
+            let removed = std::fs::read_dir(folder)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| is_restore_work_file(&e.file_name().to_string_lossy()))
+                        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+                        .count()
+                })
+                .unwrap_or(0);
+            if removed > 0 {
+                log.warn(format!(
+                    "removed {removed} work file(s) left in {} by an interrupted restore",
+                    folder.display()
+                ));
+            }
+            Ok(Self { _lock: file })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (folder, log);
+            Ok(Self {})
+        }
+    }
+}
+
+/// A restore's work file, as [`fsutil::temp_sibling`] names it: `.NAME.restore-HEX.tmp`.
+fn is_restore_work_file(name: &str) -> bool {
+    name.starts_with('.')
+        && name.ends_with(".tmp")
+        && name.rsplit_once(".restore-").is_some_and(|(_, rest)| {
+            rest.trim_end_matches(".tmp")
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 /// A restore into a store on SQL Server: the backup is decrypted and checked completely into
@@ -332,4 +392,20 @@ async fn restore_into_server(
         summary.applications, summary.credential_sets
     ));
     Ok(opens)
+}
+
+#[cfg(test)]
+mod work_file_tests {
+    #[test]
+    fn only_restore_work_files_are_swept() {
+        assert!(super::is_restore_work_file(
+            ".store.db.restore-0a1b2c3d4e5f.tmp"
+        ));
+        assert!(!super::is_restore_work_file("store.db"));
+        assert!(!super::is_restore_work_file(
+            ".store.db.snapshot-0a1b2c3d4e5f.tmp"
+        ));
+        assert!(!super::is_restore_work_file(".notes.restore-plan.tmp"));
+        assert!(!super::is_restore_work_file("store.db.restore-0a1b.tmp"));
+    }
 }
