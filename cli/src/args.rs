@@ -125,6 +125,9 @@ pub enum OperatorCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke one API token of an operator by its id (the first 12 characters of the token,
+    /// as `operator list` shows it); scripts using it are refused at their next request
+    Revoke { name: String, id: String },
     /// Remove an operator and its API tokens; its sessions and tokens stop working at once
     Remove { name: String },
     /// Set a new password for an operator (asked twice on a terminal, else the first line of stdin)

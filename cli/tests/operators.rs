@@ -119,6 +119,23 @@ fn operators_are_added_listed_given_tokens_and_removed_without_a_secret_leaking(
         "tokens survive a new password"
     );
 
+    // A third token, revoked by its id: it stops working, the others do not.
+    let (out, _) = ok_with(&sb, &["operator", "token", "alice"], "");
+    let third = out.trim().to_owned();
+    let listing = keep(ok_with(&sb, &["operator", "list"], ""));
+    assert!(listing.contains(&third[..12]), "{listing}");
+    let (out, _) = ok_with(&sb, &["operator", "revoke", "alice", &third[..12]], "");
+    assert!(
+        out.contains(&format!("Revoked API token {}", &third[..12])),
+        "{out}"
+    );
+    printed.borrow_mut().push_str(&out);
+    assert!(service.verify_token(&third).is_none());
+    assert!(service.verify_token(&tokens[0]).is_some());
+    let out = sb.run(&["operator", "revoke", "alice", &third[..12]]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).contains(&third[..12]), "{}", text(&out));
+
     let (out, _) = ok_with(&sb, &["operator", "remove", "alice"], "");
     assert!(out.contains("2 API token"), "{out}");
     printed.borrow_mut().push_str(&out);
@@ -131,7 +148,7 @@ fn operators_are_added_listed_given_tokens_and_removed_without_a_secret_leaking(
     // No secret in the operators file, the audit log, or anything printed.
     let stored = std::fs::read_to_string(&file).unwrap();
     let audit = std::fs::read_to_string(audit_log(&sb)).unwrap();
-    for secret in [ALICE_PW, ALICE_PW2, BOB_PW, &tokens[0], &tokens[1]] {
+    for secret in [ALICE_PW, ALICE_PW2, BOB_PW, &tokens[0], &tokens[1], &third] {
         assert!(!stored.contains(secret), "{secret} in the operators file");
         assert!(!audit.contains(secret), "{secret} in the audit log");
         let printed = printed.borrow();
@@ -155,6 +172,8 @@ fn operators_are_added_listed_given_tokens_and_removed_without_a_secret_leaking(
             "token-issued",
             "token-issued",
             "password-changed",
+            "token-issued",
+            "token-revoked",
             "operator-removed"
         ]
     );

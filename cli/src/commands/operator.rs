@@ -1,4 +1,4 @@
-//! `sstore operator add|token|list|remove|passwd`: who may use `sstore serve`. The operators
+//! `sstore operator add|token|revoke|list|remove|passwd`: who may use `sstore serve`. The operators
 //! file is `[serve] operators`, else `operators.json` beside the config file, else in the
 //! service's state folder; a running service sees every change at its next request.
 //! Passwords come from a prompt without echo (asked twice) or the first line of stdin, never
@@ -80,6 +80,19 @@ pub fn run(ctx: &Context, cmd: OperatorCommand) -> Result<()> {
             );
             println!("{}", *issued.token);
         }
+        OperatorCommand::Revoke { name, id } => {
+            store.revoke_token(&name, &id)?;
+            if let Some(operator) = store.get(&name)? {
+                record(AuditEvent::TokenRevoked {
+                    operator: (&operator).into(),
+                    token: TokenId::from_id(&id),
+                    by: Who::Cli,
+                });
+            }
+            println!(
+                "Revoked API token {id} of operator {name}; a running service refuses it at the next request"
+            );
+        }
         OperatorCommand::List { json } => list(&store, json)?,
         OperatorCommand::Remove { name } => {
             let operator = store.remove(&name)?;
@@ -158,16 +171,17 @@ fn list(store: &OperatorStore, json: bool) -> Result<()> {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:<width$}  {:<8}  {:>6}  CREATED",
-        "NAME", "ROLE", "TOKENS"
+        "{:<width$}  {:<8}  {:>6}  {:<20}  TOKEN IDS",
+        "NAME", "ROLE", "TOKENS", "CREATED"
     );
     for o in &listed {
         println!(
-            "{:<width$}  {:<8}  {:>6}  {}",
+            "{:<width$}  {:<8}  {:>6}  {:<20}  {}",
             o.name,
             o.role.as_str(),
             o.tokens,
-            o.created
+            o.created,
+            o.token_ids.join(" ")
         );
     }
     Ok(())

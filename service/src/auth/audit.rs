@@ -73,6 +73,13 @@ impl From<&IssuedToken> for TokenId {
     }
 }
 
+impl TokenId {
+    /// A token's id as an operator typed it (`sstore operator revoke`).
+    pub fn from_id(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
 impl From<&TokenInfo> for TokenId {
     fn from(token: &TokenInfo) -> Self {
         Self(token.id.clone())
