@@ -273,11 +273,20 @@ struct Line<'a> {
     event: &'a AuditEvent,
 }
 
-/// The audit log file, appended to by the service and the `sstore operator` commands.
+/// The size at which the audit log is rotated.
+pub const ROTATE_AT_BYTES: u64 = 8 * 1024 * 1024;
+/// How many rotated logs are kept (`audit.log.1` is the newest).
+pub const ROTATED_KEPT: u32 = 5;
+
+/// The audit log file, appended to by the service and the `sstore operator` commands. Past
+/// [`ROTATE_AT_BYTES`] it is renamed `audit.log.1` (the older ones shifted up to
+/// `audit.log.5`, the oldest dropped) and a new one begun; a writer whose file was rotated by
+/// another process follows to the new file.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     file: Mutex<File>,
+    rotate_at: u64,
 }
 
 impl AuditLog {
@@ -295,7 +304,21 @@ impl AuditLog {
         Ok(Self {
             path,
             file: Mutex::new(file),
+            rotate_at: ROTATE_AT_BYTES,
         })
+    }
+
+    /// The same log, rotated at `bytes` instead (for tests).
+    pub fn rotating_at(mut self, bytes: u64) -> Self {
+        self.rotate_at = bytes;
+        self
+    }
+
+    /// The path of rotated log number `n` (1 is the newest).
+    pub fn rotated_path(&self, n: u32) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
     }
 
     pub fn path(&self) -> &Path {
@@ -315,7 +338,39 @@ impl AuditLog {
         let mut bytes = serde_json::to_vec(&line).map_err(|e| write_err(e.into()))?;
         bytes.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        self.follow_rotation(&mut file).map_err(write_err)?;
+        let size = file.metadata().map_err(write_err)?.len();
+        if size > 0 && size + bytes.len() as u64 > self.rotate_at {
+            self.rotate(&mut file).map_err(write_err)?;
+        }
         file.write_all(&bytes).map_err(write_err)
+    }
+
+    /// Reopens the log when another process rotated (or removed) the file this one holds.
+    fn follow_rotation(&self, file: &mut File) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let held = file.metadata()?;
+            let same = std::fs::metadata(&self.path)
+                .is_ok_and(|now| now.ino() == held.ino() && now.dev() == held.dev());
+            if !same {
+                *file = file::open_append_owner_only(&self.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rotate(&self, file: &mut File) -> std::io::Result<()> {
+        for n in (1..ROTATED_KEPT).rev() {
+            match std::fs::rename(self.rotated_path(n), self.rotated_path(n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, self.rotated_path(1))?;
+        *file = file::open_append_owner_only(&self.path)?;
+        Ok(())
     }
 }
 
@@ -327,6 +382,53 @@ mod tests {
     use super::*;
 
     const PW: &str = "audit-secret-password";
+
+    #[test]
+    fn the_log_rotates_keeps_five_and_a_second_writer_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).unwrap().rotating_at(2_000);
+        let other = AuditLog::open(&path).unwrap().rotating_at(2_000);
+        let event = AuditEvent::JobCancelled {
+            by: Who::Cli,
+            from: None,
+            job: "0123456789abcdef".into(),
+        };
+        let mut lines = 0;
+        for i in 0..400 {
+            let writer = if i % 2 == 0 { &log } else { &other };
+            writer.record(&event).unwrap();
+            lines += 1;
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(size(&path) <= 2_000, "{}", size(&path));
+        let mut kept = 0;
+        for n in 1..=ROTATED_KEPT {
+            let rotated = log.rotated_path(n);
+            assert!(rotated.exists(), "{}", rotated.display());
+            assert!(size(&rotated) <= 2_000);
+            kept += std::fs::read_to_string(&rotated).unwrap().lines().count();
+        }
+        assert!(!log.rotated_path(ROTATED_KEPT + 1).exists());
+        kept += std::fs::read_to_string(&path).unwrap().lines().count();
+        // Every line is in the current file or one of the five kept, until the oldest drop.
+        assert!(kept > 0 && kept < lines, "{kept} of {lines}");
+        for n in 1..=ROTATED_KEPT {
+            for line in std::fs::read_to_string(log.rotated_path(n))
+                .unwrap()
+                .lines()
+            {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(value["event"], "job-cancelled");
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+    }
 
     #[test]
     fn lines_are_json_with_time_event_who_where_and_what_and_never_a_secret() {
