@@ -237,14 +237,26 @@ impl Config {
             .into_iter()
             .map(|p| base.join(p))
             .collect();
-        config.backup.directory = config.backup.directory.map(|d| {
+        // A relative folder (not a URL, a UNC path or a target's name) follows the file, for
+        // `[backup] directory` and every schedule's `directory` alike.
+        let anchored = |d: String| {
             let is_local = !d.contains("://") && !d.starts_with("\\\\");
             if is_local && Path::new(&d).is_relative() && !names_target(&config.targets, &d) {
                 base.join(d).to_string_lossy().into_owned()
             } else {
                 d
             }
-        });
+        };
+        let directory = config.backup.directory.take().map(anchored);
+        let schedule_directories: Vec<Option<String>> = config
+            .schedules
+            .iter_mut()
+            .map(|s| s.directory.take().map(anchored))
+            .collect();
+        config.backup.directory = directory;
+        for (schedule, directory) in config.schedules.iter_mut().zip(schedule_directories) {
+            schedule.directory = directory;
+        }
         let mut named: Vec<NamedTarget> = Vec::new();
         for (i, table) in std::mem::take(&mut config.targets).into_iter().enumerate() {
             let target = NamedTarget::parse(i, table).map_err(invalid)?;
@@ -354,10 +366,26 @@ mod tests {
         let config = Config::parse(
             "store = 'store.db'\n[backup]\ndirectory = 'backups'\nkeep_local = true\n\
              [transfer]\nattempts = 3\nretry_delay_ms = 10\nreadiness_timeout_secs = 5\n\
-             [[target]]\nname = 'nas'\nkind = 'local'\npath = '/srv'\n",
+             [[target]]\nname = 'nas'\nkind = 'local'\npath = '/srv'\n\
+             [[schedule]]\nname = 'here'\nevery = '6h'\ndirectory = 'nightly'\n\
+             [[schedule]]\nname = 'there'\nevery = '6h'\ndirectory = 'nas'\n\
+             [[schedule]]\nname = 'away'\nevery = '6h'\ndirectory = 's3://bucket/x'\n",
             Path::new("/etc/sstore/config.toml"),
         )
         .unwrap();
+        let schedule_directories: Vec<Option<&str>> = config
+            .schedules
+            .iter()
+            .map(|s| s.directory.as_deref())
+            .collect();
+        assert_eq!(
+            schedule_directories,
+            [
+                Some("/etc/sstore/nightly"),
+                Some("nas"),
+                Some("s3://bucket/x")
+            ]
+        );
         assert_eq!(
             config.store,
             Some(StoreLocation::Sqlite("/etc/sstore/store.db".into()))
