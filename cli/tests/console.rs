@@ -755,6 +755,11 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     browser.wait_until("the transfer", |b| b.job_state() == "transferring");
     browser.screenshot("transferring");
     browser.wait_until("the job to succeed", |b| b.job_state() == "succeeded");
+    // The live stream fills in what the page could not know when it was rendered.
+    browser.wait_until("the finish time", |b| {
+        b.css("[data-job-finished]").text().ends_with(" UTC")
+    });
+    assert!(browser.css("[data-job-started]").text().ends_with(" UTC"));
     let bars = browser.css_all("[data-destination] progress");
     assert_eq!(bars.len(), 2);
     for bar in &bars {
@@ -804,6 +809,10 @@ fn a_target_that_refuses_the_upload_shows_its_failure_message_and_the_log_says_w
     browser.button("Start Backup").click();
     browser.wait_until("the job's page", |b| b.url().contains("/jobs/"));
     browser.wait_until("the job to end", |b| b.job_state() == "partially succeeded");
+    browser.wait_until("the finish time and the error counted", |b| {
+        let counts = b.css("[data-job-counts]").text();
+        b.css("[data-job-finished]").text().ends_with(" UTC") && !counts.ends_with(", 0")
+    });
     let row = browser.css("[data-destination='refusing']");
     let message = browser
         .css("[data-destination='refusing'] [data-target-message]")
@@ -826,6 +835,11 @@ fn a_target_that_refuses_the_upload_shows_its_failure_message_and_the_log_says_w
     // After a reload the page says the same (from the job's record, not the live stream).
     browser.goto(&service.url(&format!("/jobs/{id}?refresh=0")));
     assert_eq!(browser.job_state(), "partially succeeded");
+    let counts = browser.css("[data-job-counts]").text();
+    assert!(
+        !counts.ends_with(", 0"),
+        "a failed destination is an error: {counts}"
+    );
     assert!(!browser.source().contains("http-equiv=\"refresh\""));
     let job = service.api(&format!("/api/v1/jobs/{id}"));
     assert_eq!(job["state"], "partially succeeded", "{job}");

@@ -17,6 +17,9 @@ pub struct Outcome {
     pub backup_id: Option<String>,
     pub folder: Option<String>,
     pub key_generation: Option<u64>,
+    /// The engine's own counts, where it ran (its job log counts what the events may not
+    /// have carried, such as a failure while settling).
+    pub counts: Option<(u32, u32)>,
 }
 
 impl Outcome {
@@ -28,6 +31,7 @@ impl Outcome {
             backup_id: None,
             folder: None,
             key_generation: None,
+            counts: None,
         }
     }
 
@@ -39,6 +43,7 @@ impl Outcome {
             backup_id: None,
             folder: None,
             key_generation: None,
+            counts: None,
         }
     }
 
@@ -54,6 +59,17 @@ impl Outcome {
         }
         if self.key_generation.is_some() {
             view.key_generation = self.key_generation;
+        }
+        if let Some((warnings, errors)) = self.counts {
+            view.warnings = view.warnings.max(warnings);
+            view.errors = view.errors.max(errors);
+        }
+        // A job that failed, or failed somewhere, had at least that error.
+        if view.failure_message.is_some()
+            && view.errors == 0
+            && [view::FAILED, view::PARTIALLY_SUCCEEDED].contains(&view.state.as_str())
+        {
+            view.errors = 1;
         }
     }
 }
@@ -296,8 +312,10 @@ fn backup_outcome(outcome: JobOutcome, stop: &StopSignal) -> Outcome {
             backup_id: None,
             folder: None,
             key_generation: None,
+            counts: None,
         },
     };
+    result.counts = Some((record.warnings, record.errors));
     result.summary = Some(format!(
         "backup {} in {}: {} of {} destinations",
         record.id,

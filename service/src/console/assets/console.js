@@ -31,6 +31,13 @@
     element.className = "state state-" + String(state).replace(/ /g, "-");
   }
 
+  // An RFC 3339 time as the server renders it: "2026-12-01 10:22:03 UTC".
+  function when(t) {
+    if (!t) { return ""; }
+    var text = String(t).replace("T", " ");
+    return text.charAt(text.length - 1) === "Z" ? text.slice(0, -1) + " UTC" : text;
+  }
+
   function follow(section) {
     var id = section.getAttribute("data-job-id");
     if (!id || !window.EventSource || section.getAttribute("data-finished") === "true") {
@@ -119,6 +126,9 @@
       setText(section.querySelector("[data-queued-reason]"), job.queued_reason || "");
       setText(section.querySelector("[data-job-failure]"), job.failure_message || "");
       setText(section.querySelector("[data-job-summary]"), job.summary || "");
+      setText(section.querySelector("[data-job-started]"), when(job.started));
+      setText(section.querySelector("[data-job-finished]"), when(job.finished));
+      setText(section.querySelector("[data-job-counts]"), (job.warnings || 0) + ", " + (job.errors || 0));
       (job.destinations || []).forEach(function (d) {
         progress(d.name, d.bytes_sent, d.bytes_total);
         targetState(d.name, d.state, d.message);
