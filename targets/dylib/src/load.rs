@@ -160,77 +160,101 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, PluginLoadError> {
         .map_err(|_| PluginLoadError::MissingEntry { path: file.clone() })?;
     // SAFETY: calling the entry function the plugin exported under the documented name.
     let header_ptr = unsafe { entry() };
-    if header_ptr.is_null() {
-        return Err(PluginLoadError::InvalidTable {
-            path: file,
-            reason: "the entry function returned no table".into(),
-        });
-    }
-    // SAFETY: every version of the ABI starts with the 8-byte header; nothing else is read
-    // until the version and size are checked.
-    let header: PluginHeader = unsafe { header_ptr.read() };
-    if header.abi_version != ABI_VERSION {
-        return Err(PluginLoadError::AbiMismatch {
-            path: file,
-            found: header.abi_version,
-            expected: ABI_VERSION,
-        });
-    }
-    if (header.table_size as usize) < std::mem::size_of::<PluginTable>() {
-        return Err(PluginLoadError::TableTooSmall {
-            path: file,
-            found: header.table_size,
-            expected: std::mem::size_of::<PluginTable>(),
-        });
-    }
-    // SAFETY: version and size match ABI version 1, whose table starts with the header; the
-    // table lives in the plugin's static data, and the library is never unloaded.
-    let table: &'static PluginTable = unsafe { &*header_ptr.cast::<PluginTable>() };
+    // SAFETY: the entry function returns null or its table, which lives in the plugin's static
+    // data; the library is never unloaded.
+    unsafe { LoadedPlugin::from_table(header_ptr, file) }
+}
 
-    // SAFETY: the table passed the checks above.
-    let (kind, description, plugin_version) = unsafe {
-        (
-            table_text(table.kind, "kind name", &file)?,
-            table_text(table.description, "description", &file)?,
-            table_text(table.plugin_version, "plugin version", &file)?,
-        )
-    };
-    if !valid_name(&kind) {
-        return Err(PluginLoadError::InvalidTable {
-            path: file,
-            reason: format!(
-                "the kind name '{}' is not a plain name",
-                kind.escape_debug()
-            ),
-        });
-    }
-    if table.schemes_len > 64 || (table.schemes.is_null() && table.schemes_len > 0) {
-        return Err(PluginLoadError::InvalidTable {
-            path: file,
-            reason: "the scheme list is invalid".into(),
-        });
-    }
-    let mut schemes = Vec::with_capacity(table.schemes_len);
-    for i in 0..table.schemes_len {
-        // SAFETY: `schemes` points to `schemes_len` entries in the plugin's static data.
-        let scheme = unsafe { table_text(*table.schemes.add(i), "scheme", &file)? };
-        if !valid_name(&scheme) {
+impl LoadedPlugin {
+    /// Checks a plugin's table (the ABI version and table size first, then its kind name,
+    /// description, version and schemes) and takes it as the plugin loaded from `file`.
+    /// [`load_plugin`] calls it with what the library's entry function returned; the fuzzer
+    /// calls it with tables built in memory.
+    ///
+    /// # Safety
+    /// `header` must be null or point to a readable [`PluginHeader`]. If that header names ABI
+    /// version [`ABI_VERSION`] and a table of at least `size_of::<PluginTable>()` bytes, it
+    /// must be the start of a readable [`PluginTable`] whose strings and scheme list are null
+    /// or point to as many readable bytes and entries as they claim (they are copied here).
+    /// The table and the code behind its functions must stay valid and unchanged for as long
+    /// as the returned plugin, or any target opened through it, is in use.
+    pub unsafe fn from_table(
+        header: *const PluginHeader,
+        file: PathBuf,
+    ) -> Result<LoadedPlugin, PluginLoadError> {
+        if header.is_null() {
             return Err(PluginLoadError::InvalidTable {
                 path: file,
-                reason: format!("the scheme '{}' is not a plain name", scheme.escape_debug()),
+                reason: "the entry function returned no table".into(),
             });
         }
-        schemes.push(scheme.to_ascii_lowercase());
+        let header_ptr = header;
+        // SAFETY: every version of the ABI starts with the 8-byte header; nothing else is read
+        // until the version and size are checked.
+        let header: PluginHeader = unsafe { header_ptr.read() };
+        if header.abi_version != ABI_VERSION {
+            return Err(PluginLoadError::AbiMismatch {
+                path: file,
+                found: header.abi_version,
+                expected: ABI_VERSION,
+            });
+        }
+        if (header.table_size as usize) < std::mem::size_of::<PluginTable>() {
+            return Err(PluginLoadError::TableTooSmall {
+                path: file,
+                found: header.table_size,
+                expected: std::mem::size_of::<PluginTable>(),
+            });
+        }
+        // SAFETY: version and size match ABI version 1, whose table starts with the header; the
+        // caller guarantees the table stays valid (a plugin's static data, never unloaded).
+        let table: &'static PluginTable = unsafe { &*header_ptr.cast::<PluginTable>() };
+
+        // SAFETY: the table passed the checks above.
+        let (kind, description, plugin_version) = unsafe {
+            (
+                table_text(table.kind, "kind name", &file)?,
+                table_text(table.description, "description", &file)?,
+                table_text(table.plugin_version, "plugin version", &file)?,
+            )
+        };
+        if !valid_name(&kind) {
+            return Err(PluginLoadError::InvalidTable {
+                path: file,
+                reason: format!(
+                    "the kind name '{}' is not a plain name",
+                    kind.escape_debug()
+                ),
+            });
+        }
+        if table.schemes_len > 64 || (table.schemes.is_null() && table.schemes_len > 0) {
+            return Err(PluginLoadError::InvalidTable {
+                path: file,
+                reason: "the scheme list is invalid".into(),
+            });
+        }
+        let mut schemes = Vec::with_capacity(table.schemes_len);
+        for i in 0..table.schemes_len {
+            // SAFETY: `schemes` points to `schemes_len` entries in the plugin's static data.
+            let scheme = unsafe { table_text(*table.schemes.add(i), "scheme", &file)? };
+            if !valid_name(&scheme) {
+                return Err(PluginLoadError::InvalidTable {
+                    path: file,
+                    reason: format!("the scheme '{}' is not a plain name", scheme.escape_debug()),
+                });
+            }
+            schemes.push(scheme.to_ascii_lowercase());
+        }
+        Ok(LoadedPlugin {
+            file,
+            kind,
+            schemes,
+            description,
+            plugin_version,
+            abi_version: header.abi_version,
+            table,
+        })
     }
-    Ok(LoadedPlugin {
-        file,
-        kind,
-        schemes,
-        description,
-        plugin_version,
-        abi_version: header.abi_version,
-        table,
-    })
 }
 
 /// Loads every shared library (`*.so`, `*.dylib` or `*.dll`) in `folder`, sorted by file
