@@ -315,8 +315,22 @@ fn pump(
             }
         });
         let message = match result {
+            // Bytes past the buffer were never written: the plugin is broken, and passing on
+            // a clamped chunk would hand its reader bytes that are not the object's.
+            Ok(()) if n > CHUNK => {
+                let error = TargetError::new(
+                    TargetErrorKind::PluginFailure,
+                    location,
+                    Some(key),
+                    format!(
+                        "the plugin's get_read reported {n} bytes read into a {CHUNK}-byte buffer"
+                    ),
+                );
+                let _ = sender.blocking_send(Err(io::Error::other(error)));
+                return;
+            }
             Ok(()) => {
-                buf.truncate(n.min(CHUNK));
+                buf.truncate(n);
                 let last = buf.is_empty();
                 Ok(buf)
                     .and_then(|buf| {
@@ -505,7 +519,7 @@ impl Target for PluginTarget {
         let prefix_owned = prefix.to_owned();
         let listed = self
             .blocking(None, move |handle| {
-                let mut found: Vec<(Option<String>, abi::Stat)> = Vec::new();
+                let mut found: Vec<Listed> = Vec::new();
                 call(|err| {
                     // SAFETY: the handle is live; `found` outlives the call and is only
                     // touched by `collect`, on this thread.
@@ -514,7 +528,7 @@ impl Target for PluginTarget {
                             handle.ptr.as_ptr(),
                             Str::new(&prefix_owned),
                             collect,
-                            (&mut found as *mut Vec<(Option<String>, abi::Stat)>).cast(),
+                            (&mut found as *mut Vec<Listed>).cast(),
                             err,
                         )
                     }
@@ -538,6 +552,14 @@ impl Target for PluginTarget {
                     &self.location,
                     None,
                     format!("the plugin listed an invalid key: {e}"),
+                )
+            })?;
+            let stat = stat.ok_or_else(|| {
+                TargetError::new(
+                    TargetErrorKind::InvalidData,
+                    &self.location,
+                    Some(&key),
+                    "the plugin listed the key without its size and time (a null Stat)",
                 )
             })?;
             if key.as_str().starts_with(prefix) {
@@ -592,20 +614,24 @@ impl Target for PluginTarget {
     }
 }
 
+/// One listed object as the plugin reported it: its key (`None` if not UTF-8) and its stat
+/// (`None` if the plugin passed none); `list` refuses either.
+type Listed = (Option<String>, Option<abi::Stat>);
+
 /// The host's list callback: copies each key and stat into the `Vec` behind `context`. It
 /// never panics across the boundary.
 unsafe extern "C" fn collect(context: *mut c_void, key: Str, stat: *const abi::Stat) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if context.is_null() || stat.is_null() {
+        if context.is_null() {
             return;
         }
         // SAFETY: `context` is the `Vec` passed by `list`, alive and exclusive for the call;
-        // `key` and `stat` are valid for this invocation.
+        // `key` and `stat` (when not null) are valid for this invocation.
         let (found, key, stat) = unsafe {
             (
-                &mut *context.cast::<Vec<(Option<String>, abi::Stat)>>(),
+                &mut *context.cast::<Vec<Listed>>(),
                 key.as_str().map(str::to_owned),
-                *stat,
+                stat.as_ref().copied(),
             )
         };
         found.push((key, stat));
