@@ -140,7 +140,7 @@ fn ci() -> Result<(), String> {
             .env_remove("AWS_CA_BUNDLE");
     };
     // The tests keep what they write and record their command lines for the secret scan.
-    let scan = secret_scan::Scan::prepare(&target_dir())?;
+    let scan = secret_scan::Scan::prepare()?;
     let mut workspace = ci_cargo();
     workspace.args(["test", "--workspace", "--all-targets", "--no-fail-fast"]);
     with_services(&mut workspace);
@@ -228,7 +228,7 @@ fn ci() -> Result<(), String> {
 /// `cargo xtask secret-scan [CARGO TEST ARGS...]`: some tests, then the secret scan.
 fn secret_scan_only(args: &[String]) -> Result<(), String> {
     let env_file = services::up_all(&root())?;
-    let scan = secret_scan::Scan::prepare(&target_dir())?;
+    let scan = secret_scan::Scan::prepare()?;
     let mut tests = ci_cargo();
     tests.arg("test");
     if args.is_empty() {

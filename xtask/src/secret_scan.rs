@@ -32,9 +32,11 @@ struct Secret {
 }
 
 impl Scan {
-    /// A fresh scan folder under the target folder, with the command-line wrapper.
-    pub fn prepare(target: &Path) -> Result<Self, String> {
-        let dir = target.join("secret-scan");
+    /// A fresh scan folder with the command-line wrapper. It is short and under the system's
+    /// temporary folder, not the target folder: ssh (the SFTP target) puts its control
+    /// socket in TMPDIR, and a socket's path may not exceed 108 bytes.
+    pub fn prepare() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("sstore-scan-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
