@@ -6,10 +6,11 @@
 //! load against idle (goal: at least 0.9x), the status requests' p99 latency (goal: under
 //! 50 ms) and the service's peak RSS (goal: under 100 MiB), each run its own service process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench_util;
 use crate::services::{self, Ctx};
 
 pub const USAGE: &str = "bench-serve [--size-mib N] [--clients C] [--rounds R]";
@@ -69,10 +70,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             "service_load",
         ]),
     )?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let release = target_dir.join("release");
+    let release = bench_util::release_dir(root);
     let sstore = release.join("sstore");
     let ctx = Ctx::new(root);
     let dir = ctx.service_dir("bench-serve")?;
@@ -167,16 +165,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     let median = |runs: &[Run], f: fn(&Run) -> f64| -> f64 {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n == 0 {
-            f64::NAN
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        bench_util::median(&runs.iter().map(f).collect::<Vec<_>>())
     };
     let idle_rate = median(&idle, |r| r.mib_s);
     let loaded_rate = median(&loaded, |r| r.mib_s);
@@ -245,7 +234,7 @@ fn measure(
         .env("SSTORE_BENCH_TOKEN", token)
         .output()
         .map_err(|e| format!("service_load: {e}"))?;
-    let peak_rss_mib = peak_rss_kib(service.id()) as f64 / 1024.0;
+    let peak_rss_mib = bench_util::peak_rss_kib(service.id()) as f64 / 1024.0;
     let _ = Command::new("kill").arg(service.id().to_string()).status();
     let _ = service.wait();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -273,18 +262,4 @@ fn measure(
         failures: number("failures") as u64,
         peak_rss_mib,
     })
-}
-
-/// The process's peak resident set (VmHWM), KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }

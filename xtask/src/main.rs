@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 mod bench_mssql;
 mod bench_serve;
 mod bench_targets;
+mod bench_util;
 mod fuzz;
 mod secret_scan;
 mod services;
