@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench_job;
 mod bench_mssql;
 mod bench_serve;
 mod bench_targets;
@@ -39,16 +40,24 @@ commands:
                           line of counts and lost: 0 (anything lost fails)
   fuzz [--seconds N] [--sanitizer address|none] [TARGET...]
                           the cargo-fuzz targets under fuzz/ (stream, header, records, config,
-                          location, keys) for N seconds each (default 60) on their corpora,
-                          with AddressSanitizer unless --sanitizer none
+                          location, keys, plugin_abi) for N seconds each (default 60) on their
+                          corpora, with AddressSanitizer unless --sanitizer none
   secret-scan [CARGO TEST ARGS...]
                           cargo test (default: the workspace) against the servers, then the
                           secret scan that cargo xtask ci runs after its suite
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
-  bench [--size-mib N] [--rounds R]
-                          R rounds (default 3) of: N MiB (default 1024) through the backup stream
-                          writer to an fsynced file, decrypted back, and dd conv=fsync of the same
-                          size for the disk's ceiling; MiB/s, peak RSS, medians (release mode)";
+  bench [--only stream|job] [--rounds R] [--size-mib N] [--sets N] [--payload-mib M]
+                          R rounds (default 3) of, first, the stream: N MiB (default 1024)
+                          through the backup stream writer to an fsynced file, decrypted back,
+                          and dd conv=fsync of the same size for the disk's ceiling; then the
+                          jobs, on a store of N credential sets (default 1000000, ~335 MiB) and
+                          one of M MiB (default 1024) of incompressible values, made and cached
+                          under target/bench-job: sstore backup against restic init + backup
+                          and against age + sync, restore --method new and verify against
+                          age -d, and masterkey update, each its own process under GNU time,
+                          alternating with the reference (installs age, restic, time); one
+                          table of medians, ratios, the issue's goals met or not, and peak RSS
+                          (release mode)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -502,25 +511,49 @@ fn demo(args: &[String]) -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     let mut size = 1024u64;
     let mut rounds = 3usize;
+    let mut job = bench_job::Options {
+        sets: 1_000_000,
+        payload_mib: 1024,
+        rounds,
+    };
+    let (mut stream, mut jobs) = (true, true);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it
             .next()
             .ok_or_else(|| format!("bench: {flag} needs a value"))?;
+        let number = || -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("bench: {flag} needs a positive number, not {value}"))
+        };
         match flag.as_str() {
-            "--size-mib" => {
-                size = value
-                    .parse()
-                    .map_err(|_| format!("bench: bad size {value}"))?
-            }
-            "--rounds" => {
-                rounds = value
-                    .parse()
-                    .map_err(|_| format!("bench: bad rounds {value}"))?
-            }
+            "--size-mib" => size = number()?,
+            "--rounds" => rounds = number()? as usize,
+            "--sets" => job.sets = number()?,
+            "--payload-mib" => job.payload_mib = number()?,
+            "--only" => match value.as_str() {
+                "stream" => jobs = false,
+                "job" | "jobs" => stream = false,
+                _ => return Err(format!("bench: --only stream or --only job, not {value}")),
+            },
             _ => return Err(format!("bench: unexpected argument {flag}\n{USAGE}")),
         }
     }
+    job.rounds = rounds;
+    if stream {
+        bench_stream(size, rounds)?;
+    }
+    if jobs {
+        bench_job::run(&root(), &job)?;
+    }
+    Ok(())
+}
+
+/// The stream benchmark: core's stream writer and reader against `dd conv=fsync`.
+fn bench_stream(size: u64, rounds: usize) -> Result<(), String> {
     run(
         "build the stream benchmark (release)",
         cargo().args([
