@@ -8,7 +8,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(recipient) = text.parse::<Recipient>() {
             // What parses prints back to the same text.
-            assert_eq!(recipient.to_string().parse::<Recipient>().ok(), Some(recipient));
+            assert_eq!(
+                recipient.to_string().parse::<Recipient>().ok(),
+                Some(recipient)
+            );
         }
         let _ = text.parse::<Identity>();
     }

@@ -223,10 +223,15 @@ fn an_odd_error_is_reported_within_its_buffer() {
     assert_eq!(error.kind, TargetErrorKind::PluginFailure);
     assert!(!error.is_temporary());
     assert!(
-        error.message.starts_with("the plugin returned unknown status 99: gone \u{fffd}"),
+        error
+            .message
+            .starts_with("the plugin returned unknown status 99: gone \u{fffd}"),
         "{error}"
     );
-    assert!(error.message.len() < 5000, "the message is cut to its buffer");
+    assert!(
+        error.message.len() < 5000,
+        "the message is cut to its buffer"
+    );
 }
 
 /// Readiness flags other than 0 and 1 are not "yes".
