@@ -9,7 +9,15 @@
 
 use std::process::{Command, Stdio};
 
-pub const TARGETS: &[&str] = &["stream", "header", "records", "config", "location", "keys"];
+pub const TARGETS: &[&str] = &[
+    "stream",
+    "header",
+    "records",
+    "config",
+    "location",
+    "keys",
+    "plugin_abi",
+];
 
 pub fn command(root: &std::path::Path, args: &[String]) -> Result<(), String> {
     let mut seconds = 60u64;
