@@ -9,9 +9,6 @@
 //! The config file holds the target's settings (a `[[target]]` table without name and kind);
 //! secrets in it are `*_env` / `*_file` references, as in sstore's config.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
