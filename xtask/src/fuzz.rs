@@ -17,6 +17,7 @@ pub const TARGETS: &[&str] = &[
     "location",
     "keys",
     "plugin_abi",
+    "request",
 ];
 
 pub fn command(root: &std::path::Path, args: &[String]) -> Result<(), String> {

@@ -40,7 +40,7 @@ commands:
                           line of counts and lost: 0 (anything lost fails)
   fuzz [--seconds N] [--sanitizer address|none] [TARGET...]
                           the cargo-fuzz targets under fuzz/ (stream, header, records, config,
-                          location, keys, plugin_abi) for N seconds each (default 60) on their
+                          location, keys, plugin_abi, request) for N seconds each (default 60) on their
                           corpora, with AddressSanitizer unless --sanitizer none
   secret-scan [CARGO TEST ARGS...]
                           cargo test (default: the workspace) against the servers, then the
