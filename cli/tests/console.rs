@@ -784,7 +784,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     // After a reload, the finished job is still the current one on its page, and among the
     // earlier jobs on the general page once another runs.
     browser.button("Refresh").click();
-    assert_eq!(browser.job_state(), "succeeded");
+    browser.wait_until("the reloaded page", |b| b.job_state() == "succeeded");
 }
 
 #[test]

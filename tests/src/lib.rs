@@ -31,6 +31,25 @@ pub fn scratch_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Writes a secret file as sstore expects one: owner-only (0600 on Unix).
+pub fn write_secret_file(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 pub fn passphrase() -> Passphrase {
     Passphrase::new("Test-Passphrase-42")
 }

@@ -73,6 +73,7 @@ impl Scan {
     /// hits as an error.
     pub fn finish(self, root: &Path, services_env: &Path) -> Result<String, String> {
         let secrets = secrets(root, services_env)?;
+        let finder = Finder::new(&secrets);
         let mut hits = Vec::new();
         let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
         for file in walk(&self.tmp) {
@@ -88,10 +89,8 @@ impl Scan {
             };
             files += 1;
             bytes += content.len() as u64;
-            for secret in &secrets {
-                if contains(&content, secret.value.as_bytes())
-                    && !is_secret_file(&meta, &content, &secret.value)
-                {
+            for secret in finder.found_in(&content) {
+                if !is_secret_file(&meta, &content, &secret.value) {
                     hits.push(format!("{}: {}", file.display(), secret.origin));
                 }
             }
@@ -99,8 +98,8 @@ impl Scan {
         let argv = std::fs::read(&self.argv_log).unwrap_or_default();
         let command_lines = argv.iter().filter(|b| **b == b'\n').count();
         for (n, line) in argv.split(|b| *b == b'\n').enumerate() {
-            for secret in &secrets {
-                if contains(line, secret.value.as_bytes()) {
+            for secret in finder.found_in(line) {
+                {
                     hits.push(format!(
                         "sstore command line {} of {}: {}",
                         n + 1,
@@ -141,6 +140,59 @@ fn is_secret_file(meta: &std::fs::Metadata, content: &[u8], secret: &str) -> boo
     private && content.trim_ascii() == secret.as_bytes()
 }
 
+/// Finds every secret in a buffer in one pass: a position is looked at further only when its
+/// first two bytes begin some secret (a 64 Ki-bit table), then compared with those secrets.
+struct Finder<'a> {
+    secrets: &'a [Secret],
+    /// Which secrets begin with each two-byte prefix.
+    by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>>,
+    table: Vec<bool>,
+}
+
+impl<'a> Finder<'a> {
+    fn new(secrets: &'a [Secret]) -> Self {
+        let mut by_prefix: std::collections::HashMap<[u8; 2], Vec<usize>> = Default::default();
+        let mut table = vec![false; 1 << 16];
+        for (i, secret) in secrets.iter().enumerate() {
+            let b = secret.value.as_bytes();
+            if b.len() >= 2 {
+                by_prefix.entry([b[0], b[1]]).or_default().push(i);
+                table[usize::from(b[0]) << 8 | usize::from(b[1])] = true;
+            }
+        }
+        Self {
+            secrets,
+            by_prefix,
+            table,
+        }
+    }
+
+    fn found_in(&self, haystack: &[u8]) -> Vec<&'a Secret> {
+        let mut found = vec![false; self.secrets.len()];
+        for (at, pair) in haystack.windows(2).enumerate() {
+            if !self.table[usize::from(pair[0]) << 8 | usize::from(pair[1])] {
+                continue;
+            }
+            for &i in self
+                .by_prefix
+                .get(&[pair[0], pair[1]])
+                .into_iter()
+                .flatten()
+            {
+                if haystack[at..].starts_with(self.secrets[i].value.as_bytes()) {
+                    found[i] = true;
+                }
+            }
+        }
+        self.secrets
+            .iter()
+            .zip(found)
+            .filter_map(|(s, f)| f.then_some(s))
+            .collect()
+    }
+}
+
+#[cfg(test)]
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -164,8 +216,8 @@ fn scan_processes(secrets: &[Secret], hits: &mut Vec<String>) -> usize {
         if ARGV_EXEMPT.contains(&comm.trim()) {
             continue;
         }
-        for secret in secrets {
-            if contains(&cmdline, secret.value.as_bytes()) {
+        for secret in Finder::new(secrets).found_in(&cmdline) {
+            {
                 hits.push(format!(
                     "process {} ({}): {}",
                     pid.to_string_lossy(),
@@ -351,5 +403,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(contains(b"a Secret-Pin-9 b", b"Secret-Pin-9"));
         assert!(!contains(b"a Secret-Pin-8 b", b"Secret-Pin-9"));
+        let secrets = [
+            Secret {
+                origin: "a".into(),
+                value: "Secret-Pin-9".into(),
+            },
+            Secret {
+                origin: "b".into(),
+                value: "Secret-Other-1".into(),
+            },
+            Secret {
+                origin: "c".into(),
+                value: "Pass-Word-1".into(),
+            },
+        ];
+        let finder = Finder::new(&secrets);
+        let found: Vec<&str> = finder
+            .found_in(b"x Secret-Pin-8 Secret-Other-1 ... Pass-Word-1")
+            .iter()
+            .map(|s| s.origin.as_str())
+            .collect();
+        assert_eq!(found, ["b", "c"]);
+        assert!(finder.found_in(b"Secret-Pin-").is_empty());
+        assert_eq!(finder.found_in(b"Secret-Pin-9").len(), 1);
     }
 }

@@ -261,7 +261,7 @@ fn engine_wrong_password_missing_database_and_missing_permission() {
     // Wrong password: a file with another one.
     let dir = sstore_tests::scratch_dir();
     let wrong = dir.path().join("wrong.pw");
-    std::fs::write(&wrong, "Not-The-Password-1\n").unwrap();
+    sstore_tests::write_secret_file(&wrong, "Not-The-Password-1\n");
     let mut bad = base.clone();
     if let SqlAuth::Sql { user, .. } = &base.auth {
         bad.auth = SqlAuth::Sql {
@@ -308,7 +308,7 @@ fn engine_wrong_password_missing_database_and_missing_permission() {
     )
     .unwrap();
     let pw_file = dir.path().join("ro.pw");
-    std::fs::write(&pw_file, pw).unwrap();
+    sstore_tests::write_secret_file(&pw_file, &pw);
     let mut limited = config.clone();
     limited.auth = SqlAuth::Sql {
         user: login.clone(),

@@ -43,7 +43,7 @@ fn capture() -> &'static Capture {
 
 fn config(standin: &TdsStandIn, dir: &std::path::Path, password: &str) -> SqlServerConfig {
     let file = dir.join("pw");
-    std::fs::write(&file, password).unwrap();
+    sstore_tests::write_secret_file(&file, password);
     let mut config = SqlServerConfig::new("127.0.0.1", "Vault", "sstore_app");
     config.port = standin.port();
     config.encrypt = Encryption::None;

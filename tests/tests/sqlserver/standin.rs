@@ -20,7 +20,7 @@ const PASSWORD: &str = "Stand-In-Pw-7319";
 /// A location on the stand-in, with the password in a file and short timeouts.
 fn location(standin: &TdsStandIn, dir: &tempfile::TempDir, password: &str) -> SqlServerConfig {
     let file: PathBuf = dir.path().join("mssql.pw");
-    std::fs::write(&file, format!("{password}\n")).unwrap();
+    sstore_tests::write_secret_file(&file, &format!("{password}\n"));
     let mut config = SqlServerConfig::new("127.0.0.1", "Vault", "sstore_app");
     config.port = standin.port();
     config.encrypt = Encryption::None;
@@ -67,6 +67,26 @@ fn tds_standin_login_sends_user_password_and_database_and_checks_the_schema_vers
     );
     // The password went in the LOGIN7 packet only, never in a statement.
     assert!(seen.requests.iter().all(|r| !r.contains(PASSWORD)));
+}
+
+#[test]
+fn tds_standin_a_password_file_others_can_read_is_refused_before_connecting() {
+    let standin = TdsStandIn::start(vec![Script::accept(PASSWORD, vec![version_row()])]);
+    let dir = sstore_tests::scratch_dir();
+    let config = location(&standin, &dir, PASSWORD);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.path().join("mssql.pw");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = server_error(open(&config));
+        let text = err.to_string();
+        assert!(
+            text.contains("can be read by other users") && text.contains("mssql.pw"),
+            "{text}"
+        );
+        assert!(standin.seen().logins.is_empty(), "nothing was sent");
+    }
 }
 
 #[test]

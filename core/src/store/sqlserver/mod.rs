@@ -907,6 +907,19 @@ fn read_password(
             _ => Err(missing(format!("set {name}"))),
         },
         PasswordSource::File(path) => {
+            // A password file others can read is refused, as a target's secret file is.
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(missing(format!(
+                        "the password file {} can be read by other users (mode {:o}); make it owner-only (chmod 600)",
+                        path.display(),
+                        mode & 0o777
+                    )));
+                }
+            }
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                 missing(format!(
                     "cannot read the password file {}: {e}",
