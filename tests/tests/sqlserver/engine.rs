@@ -308,7 +308,7 @@ fn engine_wrong_password_missing_database_and_missing_permission() {
     )
     .unwrap();
     let pw_file = dir.path().join("ro.pw");
-    sstore_tests::write_secret_file(&pw_file, &pw);
+    sstore_tests::write_secret_file(&pw_file, pw);
     let mut limited = config.clone();
     limited.auth = SqlAuth::Sql {
         user: login.clone(),
