@@ -300,16 +300,10 @@ fn secrets(root: &Path, services_env: &Path) -> Result<Vec<Secret>, String> {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        if [
-            "PASSWORD",
-            "SECRET",
-            "SAS",
-            "TOKEN",
-            "AZURE_KEY",
-            "ACCESS_KEY",
-        ]
-        .iter()
-        .any(|k| key.contains(k))
+        // (An S3 access key id names the key; its secret is SECRET_KEY.)
+        if ["PASSWORD", "SECRET", "SAS", "TOKEN", "AZURE_KEY"]
+            .iter()
+            .any(|k| key.contains(k))
         {
             add(format!("the test server credential {key}"), value.trim());
         }

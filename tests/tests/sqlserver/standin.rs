@@ -86,6 +86,8 @@ fn tds_standin_a_password_file_others_can_read_is_refused_before_connecting() {
             "{text}"
         );
         assert!(standin.seen().logins.is_empty(), "nothing was sent");
+        // Owner-only again: the secret scan after the suite allows no readable secret file.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
 
