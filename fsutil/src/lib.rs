@@ -75,14 +75,26 @@ pub fn free_space(path: &Path) -> io::Result<Option<u64>> {
     }
 }
 
+/// Sees every byte a [`WriteBehindFile`] writes, in order, on its thread (e.g. to hash them
+/// off the producer's thread).
+pub trait Inspect: Send + 'static {
+    fn inspect(&mut self, bytes: &[u8]);
+}
+
+/// Inspects nothing.
+impl Inspect for () {
+    fn inspect(&mut self, _: &[u8]) {}
+}
+
 /// A file written by a background thread: `write` copies into a buffer and hands full buffers
-/// to the thread, so encryption and disk writes overlap. Memory is bounded by
-/// `BUFFERS × BUFFER_SIZE`. [`WriteBehindFile::finish`] waits for the thread and fsyncs.
-pub struct WriteBehindFile {
+/// to the thread, so encryption and disk writes overlap; the thread also shows each buffer to
+/// an [`Inspect`]. Memory is bounded by `BUFFERS × BUFFER_SIZE`. [`WriteBehindFile::finish`]
+/// waits for the thread and fsyncs.
+pub struct WriteBehindFile<I: Inspect = ()> {
     current: Vec<u8>,
     full: Option<mpsc::SyncSender<Vec<u8>>>,
     empty: mpsc::Receiver<Vec<u8>>,
-    worker: Option<JoinHandle<io::Result<File>>>,
+    worker: Option<JoinHandle<io::Result<(File, I)>>>,
     path: PathBuf,
 }
 
@@ -91,6 +103,13 @@ const BUFFERS: usize = 3;
 
 impl WriteBehindFile {
     pub fn new(file: File, path: PathBuf) -> Self {
+        Self::inspected(file, path, ())
+    }
+}
+
+impl<I: Inspect> WriteBehindFile<I> {
+    /// Shows every buffer to `inspect` (on the writer thread) before writing it.
+    pub fn inspected(file: File, path: PathBuf, mut inspect: I) -> Self {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         for _ in 1..BUFFERS {
@@ -101,12 +120,13 @@ impl WriteBehindFile {
             .spawn(move || {
                 let mut file = file;
                 for mut buf in full_rx {
+                    inspect.inspect(&buf);
                     file.write_all(&buf)?;
                     buf.clear();
                     // The writer may already be gone (finishing); that is fine.
                     let _ = empty_tx.send(buf);
                 }
-                Ok(file)
+                Ok((file, inspect))
             });
         let (worker, current) = match worker {
             Ok(handle) => (Some(handle), Vec::with_capacity(BUFFER_SIZE)),
@@ -151,8 +171,9 @@ impl WriteBehindFile {
         Ok(())
     }
 
-    /// Writes what is buffered, waits for the thread, and fsyncs the file.
-    pub fn finish(mut self) -> io::Result<File> {
+    /// Writes what is buffered, waits for the thread, and fsyncs the file; returns it and the
+    /// inspector.
+    pub fn finish(mut self) -> io::Result<(File, I)> {
         if self.worker.is_none() {
             return Err(io::Error::other("could not start the writer thread"));
         }
@@ -169,12 +190,12 @@ impl WriteBehindFile {
                 )));
             }
         };
-        file.sync_all()?;
+        file.0.sync_all()?;
         Ok(file)
     }
 }
 
-impl Write for WriteBehindFile {
+impl<I: Inspect> Write for WriteBehindFile<I> {
     fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
         if self.worker.is_none() {
             return Err(io::Error::other("could not start the writer thread"));
@@ -197,7 +218,7 @@ impl Write for WriteBehindFile {
     }
 }
 
-impl Drop for WriteBehindFile {
+impl<I: Inspect> Drop for WriteBehindFile<I> {
     fn drop(&mut self) {
         self.full = None;
         if let Some(worker) = self.worker.take() {
@@ -215,15 +236,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let file = create_private_file(&path).unwrap();
-        let mut w = WriteBehindFile::new(file, path.clone());
+        /// Keeps a copy of what it is shown.
+        struct Seen(Vec<u8>);
+        impl Inspect for Seen {
+            fn inspect(&mut self, bytes: &[u8]) {
+                self.0.extend_from_slice(bytes);
+            }
+        }
+        let mut w = WriteBehindFile::inspected(file, path.clone(), Seen(Vec::new()));
         let data: Vec<u8> = (0..(3 * BUFFER_SIZE + 12345))
             .map(|i| (i % 251) as u8)
             .collect();
         for piece in data.chunks(100_003) {
             w.write_all(piece).unwrap();
         }
-        w.finish().unwrap();
+        let (_, seen) = w.finish().unwrap();
         assert_eq!(fs::read(&path).unwrap(), data);
+        assert_eq!(seen.0, data);
     }
 
     #[cfg(unix)]

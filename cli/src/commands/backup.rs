@@ -182,7 +182,7 @@ pub async fn verify(ctx: &Context, args: VerifyArgs) -> Result<()> {
                 let m = &report.manifest;
                 println!(
                     "Backup {} in {}/{} verified: every chunk authenticated, {} bytes decrypted with SHA-256 {}, \
-                     SQLite integrity ok, {} applications and {} credential sets as recorded.",
+                     SQLite quick check ok, {} applications and {} credential sets as recorded.",
                     m.backup_id,
                     dir.location(),
                     report.entry.folder,

@@ -6,46 +6,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::digest::BackgroundHashingWriter;
 use super::{BackupError, Manifest};
 use crate::format::{
     Compression, ExpectedLength, FormatError, Header, Keys, PayloadReader, StreamReader,
 };
 use crate::store::{SecureStore, StoreSummary};
-
-/// Counts and hashes what passes through to `inner`.
-pub(crate) struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    /// The inner writer, the byte count and the hex SHA-256.
-    pub(crate) fn finish(self) -> (W, u64, String) {
-        (self.inner, self.bytes, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 /// Hashes what is read through it.
 struct HashingReader<'a, R: Read> {
@@ -80,10 +46,14 @@ pub(crate) fn decode_stream(
     let mut payload = PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
         .map_err(stream_error(file))?;
     check_header(payload.header(), manifest, file)?;
-    let mut sink = HashingWriter::new(out);
+    // The plaintext is hashed on a thread of its own while this one decrypts and decompresses.
+    let mut sink = BackgroundHashingWriter::new(out)
+        .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
     payload.copy_to(&mut sink).map_err(stream_error(file))?;
     drop(payload);
-    let (_, size, digest) = sink.finish();
+    let (_, size, digest) = sink
+        .finish()
+        .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
     if size != manifest.plaintext_size || digest != manifest.plaintext_sha256 {
         return Err(mismatch(
             file,
@@ -96,28 +66,23 @@ pub(crate) fn decode_stream(
     check_file_digest(stream_hash, manifest, file)
 }
 
-/// Authenticates every chunk of the backup stream `raw` and checks its header, length and
-/// SHA-256 against `manifest`, without decompressing: what the read-back of a freshly staged
-/// backup needs (the plaintext's digest was taken as it was written; the chunks' tags prove
-/// the stored bytes are those).
+/// Authenticates every chunk of the backup stream `raw` and checks its header and length
+/// against `manifest`, without decompressing: what the read-back of a freshly staged backup
+/// needs. The file's SHA-256 is the writer's: since every chunk's tag (bound to its index,
+/// the last-chunk flag and the header) proves the stored bytes are those it wrote, hashing
+/// them again here would only repeat it.
 pub(crate) fn authenticate_stream(
     raw: impl Read,
     file: &str,
     manifest: &Manifest,
     keys: Keys<'_>,
 ) -> Result<(), BackupError> {
-    let mut stream_hash = Sha256::new();
-    let raw = HashingReader {
-        inner: raw,
-        hasher: &mut stream_hash,
-    };
     let mut stream = StreamReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
         .map_err(stream_error(file))?;
     check_header(stream.header(), manifest, file)?;
     io::copy(&mut stream, &mut io::sink())
         .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
-    drop(stream);
-    check_file_digest(stream_hash, manifest, file)
+    Ok(())
 }
 
 fn stream_error(file: &str) -> impl Fn(FormatError) -> BackupError + '_ {
@@ -207,13 +172,13 @@ fn check_file_digest(hash: Sha256, manifest: &Manifest, file: &str) -> Result<()
     Ok(())
 }
 
-/// Checks a decrypted store copy: SQLite integrity, and the store id, Master Key and counts the
+/// Checks a decrypted store copy: SQLite's quick check, and the store id, Master Key and counts the
 /// manifest recorded.
 pub(crate) fn check_store_copy(path: &Path, manifest: &Manifest) -> Result<StoreSummary, String> {
     let copy = SecureStore::open_read_only(path).map_err(|e| e.to_string())?;
     let problems = copy.integrity_problems().map_err(|e| e.to_string())?;
     if !problems.is_empty() {
-        return Err(format!("SQLite integrity check: {}", problems.join("; ")));
+        return Err(format!("SQLite quick check: {}", problems.join("; ")));
     }
     let summary = copy.summary().map_err(|e| e.to_string())?;
     let expected = (

@@ -13,6 +13,7 @@
 //! staging folder, which also holds a backup until every destination has verified its copy.
 
 mod decode;
+mod digest;
 mod directory;
 mod error;
 pub mod events;

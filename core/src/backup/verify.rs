@@ -11,7 +11,7 @@ pub struct VerifyReport {
 
 /// Decrypts the backup (the newest successful one when `backup_id` is `None`) into a private
 /// work file in the staging folder (holding the directory's job lock), checks it against its
-/// manifest and SQLite's integrity check, and removes the work file. To verify several, see
+/// manifest and SQLite's quick check, and removes the work file. To verify several, see
 /// [`super::Selection::All`] and [`super::History::select`].
 pub async fn run_verify(
     dir: &BackupDirectory,

@@ -68,6 +68,16 @@ pub enum StoreError {
     SqlServer(#[from] SqlServerError),
 }
 
+/// A snapshot written into a stream failed: reading the store, or writing where it goes (the
+/// caller knows which file that is).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the snapshot: {0}")]
+    Write(#[source] std::io::Error),
+}
+
 /// What went wrong with a store on SQL Server. Each names the server (`HOST:PORT`) and, where
 /// known, the database; none carries the password.
 #[derive(Debug, thiserror::Error)]

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use super::StoreError;
 use super::credentials::SealedValue;
 use super::master_key::MasterKeyRow;
 use super::model::TargetApp;
+use super::{SnapshotError, StoreError};
 
 /// Row operations inside one unit of work (a transaction for writes). Names are compared
 /// exactly (byte for byte), in both homes.
@@ -52,7 +52,7 @@ pub(crate) type Work<'a> = &'a mut (dyn FnMut(&mut dyn Rows) -> Result<(), Store
 /// How a snapshot was kept consistent, and what it took: for the job log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotMethod {
-    /// E.g. "SQLite online backup API", "SQL Server SNAPSHOT isolation transaction".
+    /// E.g. "one SQLite read transaction", "SQL Server SNAPSHOT isolation transaction".
     pub consistency: String,
     /// Attempts that failed and were retried (deadlock victim, dropped connection).
     pub retries: Vec<String>,
@@ -67,6 +67,18 @@ pub(crate) trait Home: Send {
     /// Writes the backup payload (an SQLite store file, docs/FORMAT.md section 10) to `dest`
     /// (a new owner-only file) from one consistent read of the whole store.
     fn snapshot_to(&mut self, dest: &Path) -> Result<SnapshotMethod, StoreError>;
+    /// Writes the same payload into `out` as it is read, with no copy on disk: `within` runs
+    /// first in the same read transaction (for the counts that describe it). `Ok(None)` when
+    /// this home cannot stream, before anything is written; the caller then uses
+    /// [`Home::snapshot_to`].
+    fn stream_snapshot(
+        &mut self,
+        out: &mut dyn std::io::Write,
+        within: Work<'_>,
+    ) -> Result<Option<SnapshotMethod>, SnapshotError> {
+        let _ = (out, within);
+        Ok(None)
+    }
     /// The engine's own integrity problems (empty when healthy, or when the engine checks
     /// its pages itself).
     fn integrity_problems(&mut self) -> Result<Vec<String>, StoreError>;

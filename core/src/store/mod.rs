@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub use credentials::{CredentialSet, CredentialValues};
-pub use error::{SqlServerError, StoreError};
+pub use error::{SnapshotError, SqlServerError, StoreError};
 pub use home::{PermissionCheck, SnapshotMethod};
 pub use location::{
     Encryption, PASSWORD_ENV, PasswordSource, SqlAuth, SqlServerConfig, StoreLocation,
@@ -239,6 +239,33 @@ impl SecureStore {
     /// returns the summary read from the copy itself.
     pub fn snapshot_to(&self, dest: &Path) -> Result<StoreSummary, StoreError> {
         Ok(self.snapshot(dest)?.summary)
+    }
+
+    /// Writes the backup payload (an SQLite store file, whatever the home) into `out` from one
+    /// consistent read, and says how it was kept consistent. A home that can stream its pages
+    /// (SQLite) writes them as it reads them, with the summary read in the same transaction;
+    /// any other writes a copy to `scratch` first (removed again) and the summary is read from
+    /// that copy.
+    pub fn snapshot_into(
+        &self,
+        out: &mut dyn std::io::Write,
+        scratch: &Path,
+    ) -> Result<Snapshot, SnapshotError> {
+        let mut counted = None;
+        let streamed = self.home().stream_snapshot(out, &mut |rows| {
+            counted = Some(summary(rows)?);
+            Ok(())
+        })?;
+        if let (Some(method), Some(summary)) = (streamed, counted) {
+            return Ok(Snapshot { summary, method });
+        }
+        let taken = self.snapshot(scratch);
+        let copied = taken.map_err(SnapshotError::from).and_then(|taken| {
+            copy_into(scratch, out)?;
+            Ok(taken)
+        });
+        let _ = std::fs::remove_file(scratch);
+        copied
     }
 
     /// Writes the backup payload (an SQLite store file, whatever the home) to `dest` from one
@@ -492,6 +519,25 @@ fn store_id(rows: &mut dyn Rows) -> Result<String, StoreError> {
             path: None,
             reason: "no store id recorded".into(),
         })
+}
+
+/// Copies the file `from` into `out`: a read failure names the file, a write failure is the
+/// caller's to name.
+fn copy_into(from: &Path, out: &mut dyn std::io::Write) -> Result<(), SnapshotError> {
+    use std::io::Read;
+    let read_error = |source| StoreError::Io {
+        path: from.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(from).map_err(read_error)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(read_error)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n]).map_err(SnapshotError::Write)?;
+    }
 }
 
 fn summary(rows: &mut dyn Rows) -> Result<StoreSummary, StoreError> {

@@ -6,14 +6,15 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::super::decode::{HashingWriter, authenticate_stream};
+use super::super::decode::authenticate_stream;
+use super::super::digest::{BackgroundHashingWriter, CountingWriter, Sha256Inspector};
 use super::super::directory::{BACKUP_FILE, MANIFEST_FILE};
 use super::super::manifest::MANIFEST_VERSION;
 use super::super::{BackupError, BackupKeys, EventSink, HistoryEntry, Manifest};
 use super::BackupOptions;
 use crate::format::{Compression, FORMAT_VERSION, Keys, PayloadWriter, StreamOptions};
 use crate::fsutil::{self, WriteBehindFile};
-use crate::store::SecureStore;
+use crate::store::{SecureStore, SnapshotError};
 
 /// A staged backup ready to send: its folder in the staging area and what it is. (The numbered
 /// folder it goes to is each destination's: see [`super::lock::Locked`].)
@@ -101,21 +102,7 @@ fn stage(
     events: &EventSink,
 ) -> Result<Manifest, BackupError> {
     let staged_path = dir.join(BACKUP_FILE);
-    let snapshot = WorkFile(dir.join(format!("{}.snapshot", entry.id)));
-    let taken = SecureStore::open_locator(store_path)?.snapshot(&snapshot.0)?;
-    for retry in &taken.method.retries {
-        events.warn(format!("snapshot retried: {retry}"));
-    }
-    let summary = taken.summary;
-    events.info(format!(
-        "snapshot taken in {}: store {}, Master Key {} generation {}, {} applications, {} credential sets",
-        taken.method.consistency,
-        summary.store_id,
-        summary.master_key.key_id,
-        summary.master_key.generation,
-        summary.applications,
-        summary.credential_sets
-    ));
+    let store = SecureStore::open_locator(store_path)?;
 
     let mut backup_id = [0u8; 16];
     hex::decode_to_slice(&entry.id, &mut backup_id).map_err(|_| BackupError::Unreadable {
@@ -129,23 +116,49 @@ fn stage(
         backup_id,
     };
     let out = fsutil::create_private_file(&staged_path).map_err(BackupError::io(&staged_path))?;
-    let sink = HashingWriter::new(WriteBehindFile::new(out, staged_path.clone()));
+    let sink = CountingWriter::new(WriteBehindFile::inspected(
+        out,
+        staged_path.clone(),
+        Sha256Inspector::default(),
+    ));
     let stream_err = |source| BackupError::Stream {
         file: staged_path.display().to_string(),
         source,
     };
+    // The key slots (and a passphrase's key derivation) come before the snapshot, so the
+    // store is read only while its pages are compressed and encrypted.
     let mut writer =
         PayloadWriter::new(sink, keys.format_recipients(), &stream_options).map_err(stream_err)?;
     let read_back = writer.read_back_key();
     let header = writer.header().clone();
-    let mut plain = HashingWriter::new(&mut writer);
-    let mut input = File::open(&snapshot.0).map_err(BackupError::io(&snapshot.0))?;
-    std::io::copy(&mut input, &mut plain).map_err(BackupError::io(&staged_path))?;
-    let (_, plaintext_size, plaintext_sha256) = plain.finish();
-    let (file, backup_size, backup_sha256) = writer.finish().map_err(stream_err)?.finish();
-    file.finish().map_err(BackupError::io(&staged_path))?;
+    let mut plain =
+        BackgroundHashingWriter::new(&mut writer).map_err(BackupError::io(&staged_path))?;
+    // Used only by a store home that cannot stream its snapshot (SQL Server).
+    let scratch = dir.join(format!("{}.snapshot", entry.id));
+    let taken = store
+        .snapshot_into(&mut plain, &scratch)
+        .map_err(|e| match e {
+            SnapshotError::Store(e) => BackupError::from(e),
+            SnapshotError::Write(e) => BackupError::io(&staged_path)(e),
+        })?;
+    for retry in &taken.method.retries {
+        events.warn(format!("snapshot retried: {retry}"));
+    }
+    let summary = taken.summary;
+    events.info(format!(
+        "snapshot read in {}: store {}, Master Key {} generation {}, {} applications, {} credential sets",
+        taken.method.consistency,
+        summary.store_id,
+        summary.master_key.key_id,
+        summary.master_key.generation,
+        summary.applications,
+        summary.credential_sets
+    ));
+    let (_, plaintext_size, plaintext_sha256) =
+        plain.finish().map_err(BackupError::io(&staged_path))?;
+    let (file, backup_size) = writer.finish().map_err(stream_err)?.finish();
+    let (_, file_hash) = file.finish().map_err(BackupError::io(&staged_path))?;
     fsutil::sync_dir(dir).map_err(BackupError::io(dir))?;
-    drop(snapshot);
 
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
@@ -159,7 +172,7 @@ fn stage(
         credential_sets: summary.credential_sets,
         backup_file: BACKUP_FILE.into(),
         backup_size,
-        backup_sha256,
+        backup_sha256: file_hash.hex(),
         plaintext_size,
         plaintext_sha256,
         compression: compression_name(options.compression).into(),
@@ -186,7 +199,7 @@ fn stage(
         Keys::read_back(&read_back),
     )?;
     events.info(
-        "staged copy read back and verified: every chunk authenticated, length and SHA-256 as written",
+        "staged copy read back and verified: every chunk authenticated (so its bytes and their SHA-256 are as written), length as written",
     );
     Ok(manifest)
 }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::StoreError;
 use super::credentials::SealedValue;
 use super::home::{Home, PermissionCheck, Reseal, Rows, SnapshotMethod, StoreContents, Work};
 use super::master_key::{MasterKeyInfo, MasterKeyRow};
 use super::model::{FieldDef, TargetApp};
+use super::{SnapshotError, StoreError};
 use crate::kdf::KdfParams;
 
 pub(crate) struct SqliteHome {
@@ -143,8 +143,67 @@ impl Home for SqliteHome {
         })
     }
 
+    /// Every page as this one read transaction sees it, through SQLite's `sqlite_dbpage`
+    /// table (built in: `.cargo/config.toml` sets `SQLITE_ENABLE_DBPAGE_VTAB`), so the
+    /// payload is never written to disk unencrypted and is compressed while it is read.
+    /// Writers wait meanwhile (up to the busy timeout, 10 s), as they wait for any reader.
+    fn stream_snapshot(
+        &mut self,
+        out: &mut dyn std::io::Write,
+        within: Work<'_>,
+    ) -> Result<Option<SnapshotMethod>, SnapshotError> {
+        let path = self.path.clone();
+        let store_error = |e: rusqlite::Error| StoreError::from(e).with_path(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+            .map_err(store_error)?;
+        let mut pages = match tx.prepare("SELECT pgno, data FROM sqlite_dbpage('main')") {
+            Ok(stmt) => stmt,
+            Err(e) if e.to_string().contains("no such table") => return Ok(None),
+            Err(e) => return Err(store_error(e).into()),
+        };
+        within(&mut SqliteRows(&tx)).map_err(|e| e.with_path(&path))?;
+        let page_count: u64 = tx
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(store_error)?;
+        let mut rows = pages.query([]).map_err(store_error)?;
+        let mut next = 1u64;
+        while let Some(row) = rows.next().map_err(store_error)? {
+            let pgno: u64 = row.get(0).map_err(store_error)?;
+            let data = row
+                .get_ref(1)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(store_error)?;
+            if pgno != next {
+                return Err(not_whole(
+                    &path,
+                    format!("page {pgno} came where page {next} was due"),
+                ));
+            }
+            out.write_all(data).map_err(SnapshotError::Write)?;
+            next += 1;
+        }
+        if next - 1 != page_count {
+            return Err(not_whole(
+                &path,
+                format!("{} of its {page_count} pages were read", next - 1),
+            ));
+        }
+        Ok(Some(SnapshotMethod {
+            consistency: "one SQLite read transaction".into(),
+            retries: Vec::new(),
+        }))
+    }
+
+    /// `PRAGMA quick_check`: every page, cell and record of every table and index, the free
+    /// list, and NOT NULL constraints, in time linear in the file. It leaves out
+    /// `integrity_check`'s cross-check that each index holds exactly its table's rows, which
+    /// costs four times as long on a 1M-set store (1.23 s against 0.31 s) and which a copy
+    /// proven byte for byte the store's own (every chunk authenticated, the plaintext's
+    /// SHA-256 as recorded) cannot fail unless the live store already did.
     fn integrity_problems(&mut self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let problems: Vec<String> = rows.collect::<Result<_, _>>()?;
         Ok(problems.into_iter().filter(|p| p != "ok").collect())
@@ -429,4 +488,13 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
 
 pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
     r.optional()
+}
+
+/// A snapshot that did not read the whole file (which SQLite should never allow).
+fn not_whole(path: &Path, reason: String) -> SnapshotError {
+    StoreError::NotAStore {
+        path: Some(path.to_owned()),
+        reason: format!("SQLite gave an incomplete snapshot ({reason}); nothing was backed up, run the backup again"),
+    }
+    .into()
 }

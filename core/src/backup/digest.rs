@@ -1,0 +1,163 @@
+//! Writers that count and hash what passes through them, for the sizes and SHA-256 digests a
+//! manifest records.
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+/// Counts what passes through to `inner`.
+pub(crate) struct CountingWriter<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> CountingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Self { inner, bytes: 0 }
+    }
+
+    /// The inner writer and the byte count.
+    pub(crate) fn finish(self) -> (W, u64) {
+        (self.inner, self.bytes)
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts what passes through to `inner` and hashes it on a thread of its own, so hashing
+/// overlaps with what `inner` does (compression and encryption). Memory is bounded by
+/// `BUFFERS × BUFFER_SIZE`.
+pub(crate) struct BackgroundHashingWriter<W: Write> {
+    inner: W,
+    current: Vec<u8>,
+    full: Option<mpsc::SyncSender<Vec<u8>>>,
+    empty: mpsc::Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<Sha256>>,
+    bytes: u64,
+}
+
+/// SHA-256 of what a [`crate::fsutil::WriteBehindFile`] writes, taken on its thread.
+#[derive(Default)]
+pub(crate) struct Sha256Inspector(Sha256);
+
+impl crate::fsutil::Inspect for Sha256Inspector {
+    fn inspect(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+impl Sha256Inspector {
+    pub(crate) fn hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+const BUFFER_SIZE: usize = 1024 * 1024;
+const BUFFERS: usize = 4;
+
+impl<W: Write> BackgroundHashingWriter<W> {
+    pub(crate) fn new(inner: W) -> io::Result<Self> {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 1..BUFFERS {
+            let _ = empty_tx.send(Vec::with_capacity(BUFFER_SIZE));
+        }
+        let worker = std::thread::Builder::new()
+            .name("sstore-hash".into())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                for mut buf in full_rx {
+                    hasher.update(&buf);
+                    buf.clear();
+                    // The writer may be finishing and gone; that is fine.
+                    let _ = empty_tx.send(buf);
+                }
+                hasher
+            })?;
+        Ok(Self {
+            inner,
+            current: Vec::with_capacity(BUFFER_SIZE),
+            full: Some(full_tx),
+            empty: empty_rx,
+            worker: Some(worker),
+            bytes: 0,
+        })
+    }
+
+    fn hand_off(&mut self) -> io::Result<()> {
+        let stopped = || io::Error::other("the hashing thread stopped");
+        let next = self.empty.recv().map_err(|_| stopped())?;
+        let full = std::mem::replace(&mut self.current, next);
+        let sender = self.full.as_ref().ok_or_else(stopped)?;
+        sender.send(full).map_err(|_| stopped())
+    }
+
+    /// The inner writer, the byte count and the hex SHA-256. (Dropped without this, the
+    /// thread ends by itself once its channel closes.)
+    pub(crate) fn finish(mut self) -> io::Result<(W, u64, String)> {
+        if !self.current.is_empty() {
+            self.hand_off()?;
+        }
+        self.full = None;
+        let hasher = self
+            .worker
+            .take()
+            .map(JoinHandle::join)
+            .and_then(Result::ok)
+            .ok_or_else(|| io::Error::other("the hashing thread stopped"))?;
+        Ok((self.inner, self.bytes, hex::encode(hasher.finalize())))
+    }
+}
+
+impl<W: Write> Write for BackgroundHashingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.bytes += n as u64;
+        let mut rest = &data[..n];
+        while !rest.is_empty() {
+            let take = (BUFFER_SIZE - self.current.len()).min(rest.len());
+            self.current.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.current.len() == BUFFER_SIZE {
+                self.hand_off()?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_hash_is_the_sha256_of_everything_written() {
+        let data: Vec<u8> = (0..(3 * BUFFER_SIZE + 4321))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut background = BackgroundHashingWriter::new(Vec::new()).unwrap();
+        for piece in data.chunks(77_777) {
+            background.write_all(piece).unwrap();
+        }
+        let (out, bytes, digest) = background.finish().unwrap();
+        assert_eq!(out, data);
+        assert_eq!(bytes, data.len() as u64);
+        assert_eq!(digest, hex::encode(Sha256::digest(&data)));
+    }
+}
