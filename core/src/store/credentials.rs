@@ -91,7 +91,7 @@ pub(crate) fn seal(
     field: &str,
     value: &[u8],
 ) -> SealedValue {
-    let nonce: [u8; 12] = crate::random::bytes();
+    let nonce = crate::random::nonce();
     let sealed = key
         .cipher()
         .seal(&nonce, &aad(app, principal, field), value);
