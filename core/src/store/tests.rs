@@ -217,6 +217,65 @@ fn snapshots_are_consistent_copies() {
 }
 
 #[test]
+fn a_streamed_snapshot_is_the_store_file_page_for_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    let scratch = dir.path().join("scratch.db");
+    let mut out = Vec::new();
+    let taken = store.snapshot_into(&mut out, &scratch).unwrap();
+    assert_eq!(taken.method.consistency, "one SQLite read transaction");
+    assert!(
+        !scratch.exists(),
+        "a streamed snapshot needs no scratch file"
+    );
+    assert_eq!(taken.summary, store.summary().unwrap());
+    assert_eq!(out, std::fs::read(store.path().unwrap()).unwrap());
+    let copy = dir.path().join("copy.db");
+    std::fs::write(&copy, &out).unwrap();
+    let copy = SecureStore::open(&copy).unwrap().unlock(&pass()).unwrap();
+    assert_eq!(
+        copy.credentials("crm", "bob")
+            .unwrap()
+            .value("Windows Password"),
+        Some("pw-bob")
+    );
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_says_so_and_the_store_stays_writable() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = new_store(&dir);
+    let err = store
+        .snapshot_into(&mut Full, &dir.path().join("scratch.db"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SnapshotError::Write(e) if e.kind() == std::io::ErrorKind::StorageFull),
+        "{err:?}"
+    );
+    // The read transaction ended with the failure: a writer gets through at once.
+    store
+        .set_credentials(
+            &CredentialSet::new("crm", "carol")
+                .with("Windows User Name", "carol")
+                .with("Windows Password", "pw"),
+        )
+        .unwrap();
+    assert_eq!(store.summary().unwrap().credential_sets, 3);
+}
+
+#[test]
 fn non_store_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
