@@ -4,28 +4,12 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-use super::digest::BackgroundHashingWriter;
+use super::digest::{BackgroundHashingReader, BackgroundHashingWriter, BackgroundSha256};
 use super::{BackupError, Manifest};
 use crate::format::{
     Compression, ExpectedLength, FormatError, Header, Keys, PayloadReader, StreamReader,
 };
 use crate::store::{SecureStore, StoreSummary};
-
-/// Hashes what is read through it.
-struct HashingReader<'a, R: Read> {
-    inner: R,
-    hasher: &'a mut Sha256,
-}
-
-impl<R: Read> Read for HashingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
 
 /// Decrypts the backup stream `raw` (described as `file` in messages) into `out`, checking
 /// against `manifest`: the file's length and SHA-256, the header's backup id, format version,
@@ -38,22 +22,21 @@ pub(crate) fn decode_stream(
     keys: Keys<'_>,
     out: impl Write,
 ) -> Result<(), BackupError> {
-    let mut stream_hash = Sha256::new();
-    let raw = HashingReader {
+    // The file and the plaintext are each hashed on a thread of their own while this one
+    // decrypts and decompresses.
+    let thread_error = |e| stream_error(file)(FormatError::from_io(e));
+    let mut raw = BackgroundHashingReader {
         inner: raw,
-        hasher: &mut stream_hash,
+        hash: BackgroundSha256::new().map_err(thread_error)?,
     };
-    let mut payload = PayloadReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
-        .map_err(stream_error(file))?;
+    let mut payload =
+        PayloadReader::open(ExpectedLength::new(&mut raw, manifest.backup_size), keys)
+            .map_err(stream_error(file))?;
     check_header(payload.header(), manifest, file)?;
-    // The plaintext is hashed on a thread of its own while this one decrypts and decompresses.
-    let mut sink = BackgroundHashingWriter::new(out)
-        .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
+    let mut sink = BackgroundHashingWriter::new(out).map_err(thread_error)?;
     payload.copy_to(&mut sink).map_err(stream_error(file))?;
     drop(payload);
-    let (_, size, digest) = sink
-        .finish()
-        .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
+    let (_, size, digest) = sink.finish().map_err(thread_error)?;
     if size != manifest.plaintext_size || digest != manifest.plaintext_sha256 {
         return Err(mismatch(
             file,
@@ -63,7 +46,8 @@ pub(crate) fn decode_stream(
             ),
         ));
     }
-    check_file_digest(stream_hash, manifest, file)
+    let file_digest = raw.hash.finish().map_err(thread_error)?;
+    check_file_digest(&file_digest, manifest, file)
 }
 
 /// Authenticates every chunk of the backup stream `raw` and checks its header and length
@@ -158,8 +142,7 @@ fn check_header(header: &Header, manifest: &Manifest, file: &str) -> Result<(), 
     Ok(())
 }
 
-fn check_file_digest(hash: Sha256, manifest: &Manifest, file: &str) -> Result<(), BackupError> {
-    let digest = hex::encode(hash.finalize());
+fn check_file_digest(digest: &str, manifest: &Manifest, file: &str) -> Result<(), BackupError> {
     if digest != manifest.backup_sha256 {
         return Err(mismatch(
             file,

@@ -1,7 +1,7 @@
-//! Writers that count and hash what passes through them, for the sizes and SHA-256 digests a
-//! manifest records.
+//! Writers and readers that count and hash what passes through them, for the sizes and SHA-256
+//! digests a manifest records.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -36,18 +36,6 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// Counts what passes through to `inner` and hashes it on a thread of its own, so hashing
-/// overlaps with what `inner` does (compression and encryption). Memory is bounded by
-/// `BUFFERS × BUFFER_SIZE`.
-pub(crate) struct BackgroundHashingWriter<W: Write> {
-    inner: W,
-    current: Vec<u8>,
-    full: Option<mpsc::SyncSender<Vec<u8>>>,
-    empty: mpsc::Receiver<Vec<u8>>,
-    worker: Option<JoinHandle<Sha256>>,
-    bytes: u64,
-}
-
 /// SHA-256 of what a [`crate::fsutil::WriteBehindFile`] writes, taken on its thread.
 #[derive(Default)]
 pub(crate) struct Sha256Inspector(Sha256);
@@ -64,11 +52,26 @@ impl Sha256Inspector {
     }
 }
 
+/// SHA-256 taken on a thread of its own: [`BackgroundSha256::update`] copies into a buffer
+/// and hands full buffers over, so hashing overlaps with the caller's work (decrypting,
+/// compressing). Memory is bounded by `BUFFERS × BUFFER_SIZE`. Dropped without
+/// [`BackgroundSha256::finish`], the thread ends by itself once its channel closes.
+pub(crate) struct BackgroundSha256 {
+    current: Vec<u8>,
+    full: Option<mpsc::SyncSender<Vec<u8>>>,
+    empty: mpsc::Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<Sha256>>,
+}
+
 const BUFFER_SIZE: usize = 1024 * 1024;
 const BUFFERS: usize = 4;
 
-impl<W: Write> BackgroundHashingWriter<W> {
-    pub(crate) fn new(inner: W) -> io::Result<Self> {
+fn stopped() -> io::Error {
+    io::Error::other("the hashing thread stopped")
+}
+
+impl BackgroundSha256 {
+    pub(crate) fn new() -> io::Result<Self> {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         for _ in 1..BUFFERS {
@@ -81,32 +84,40 @@ impl<W: Write> BackgroundHashingWriter<W> {
                 for mut buf in full_rx {
                     hasher.update(&buf);
                     buf.clear();
-                    // The writer may be finishing and gone; that is fine.
+                    // The owner may be finishing and gone; that is fine.
                     let _ = empty_tx.send(buf);
                 }
                 hasher
             })?;
         Ok(Self {
-            inner,
             current: Vec::with_capacity(BUFFER_SIZE),
             full: Some(full_tx),
             empty: empty_rx,
             worker: Some(worker),
-            bytes: 0,
         })
     }
 
+    pub(crate) fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = (BUFFER_SIZE - self.current.len()).min(data.len());
+            self.current.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.current.len() == BUFFER_SIZE {
+                self.hand_off()?;
+            }
+        }
+        Ok(())
+    }
+
     fn hand_off(&mut self) -> io::Result<()> {
-        let stopped = || io::Error::other("the hashing thread stopped");
         let next = self.empty.recv().map_err(|_| stopped())?;
         let full = std::mem::replace(&mut self.current, next);
         let sender = self.full.as_ref().ok_or_else(stopped)?;
         sender.send(full).map_err(|_| stopped())
     }
 
-    /// The inner writer, the byte count and the hex SHA-256. (Dropped without this, the
-    /// thread ends by itself once its channel closes.)
-    pub(crate) fn finish(mut self) -> io::Result<(W, u64, String)> {
+    /// The hex SHA-256 of everything given to `update`.
+    pub(crate) fn finish(mut self) -> io::Result<String> {
         if !self.current.is_empty() {
             self.hand_off()?;
         }
@@ -116,8 +127,30 @@ impl<W: Write> BackgroundHashingWriter<W> {
             .take()
             .map(JoinHandle::join)
             .and_then(Result::ok)
-            .ok_or_else(|| io::Error::other("the hashing thread stopped"))?;
-        Ok((self.inner, self.bytes, hex::encode(hasher.finalize())))
+            .ok_or_else(stopped)?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+}
+
+/// Counts what passes through to `inner` and hashes it with a [`BackgroundSha256`].
+pub(crate) struct BackgroundHashingWriter<W: Write> {
+    inner: W,
+    hash: BackgroundSha256,
+    bytes: u64,
+}
+
+impl<W: Write> BackgroundHashingWriter<W> {
+    pub(crate) fn new(inner: W) -> io::Result<Self> {
+        Ok(Self {
+            inner,
+            hash: BackgroundSha256::new()?,
+            bytes: 0,
+        })
+    }
+
+    /// The inner writer, the byte count and the hex SHA-256.
+    pub(crate) fn finish(self) -> io::Result<(W, u64, String)> {
+        Ok((self.inner, self.bytes, self.hash.finish()?))
     }
 }
 
@@ -125,20 +158,26 @@ impl<W: Write> Write for BackgroundHashingWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(data)?;
         self.bytes += n as u64;
-        let mut rest = &data[..n];
-        while !rest.is_empty() {
-            let take = (BUFFER_SIZE - self.current.len()).min(rest.len());
-            self.current.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.current.len() == BUFFER_SIZE {
-                self.hand_off()?;
-            }
-        }
+        self.hash.update(&data[..n])?;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Hashes what is read through it with a [`BackgroundSha256`].
+pub(crate) struct BackgroundHashingReader<R: Read> {
+    pub(crate) inner: R,
+    pub(crate) hash: BackgroundSha256,
+}
+
+impl<R: Read> Read for BackgroundHashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n])?;
+        Ok(n)
     }
 }
 
