@@ -86,6 +86,9 @@ pub struct ObjectMeta {
     /// Lower-case hex SHA-256 of the object's bytes, when the target computed or stored it
     /// (see [`Capabilities::server_sha256`]).
     pub sha256: Option<String>,
+    /// Set by [`Target::put_file`] when the object is the source file itself (a hard link
+    /// on the same disk), so its bytes are the source's without reading them back.
+    pub same_file_as_source: bool,
 }
 
 impl ObjectMeta {
@@ -95,6 +98,7 @@ impl ObjectMeta {
             size,
             modified: None,
             sha256: None,
+            same_file_as_source: false,
         }
     }
 }

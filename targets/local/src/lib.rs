@@ -247,7 +247,11 @@ impl Target for LocalTarget {
             let temp = Self::temp_path(&path);
             if std::fs::hard_link(source, &temp).is_ok() {
                 match self.publish(key, &temp, &path, &parent, mode).await {
-                    Ok(()) => return self.stat(key).await,
+                    Ok(()) => {
+                        let mut meta = self.stat(key).await?;
+                        meta.same_file_as_source = true;
+                        return Ok(meta);
+                    }
                     Err(e) => {
                         let _ = std::fs::remove_file(&temp);
                         return Err(e);
@@ -496,10 +500,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(m.size, 12);
+        assert!(m.same_file_as_source);
         assert_eq!(
             std::fs::read(dir.path().join("root/s/obj")).unwrap(),
             b"staged bytes"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let (a, b) = (
+                std::fs::metadata(&staged).unwrap(),
+                std::fs::metadata(dir.path().join("root/s/obj")).unwrap(),
+            );
+            assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+        }
         let err = t
             .put_file(&key("s/obj"), &staged, PutMode::Create)
             .await

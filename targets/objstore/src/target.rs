@@ -106,10 +106,8 @@ impl ObjectStoreTarget {
 
     fn meta(&self, key: ObjectKey, meta: &object_store::ObjectMeta) -> ObjectMeta {
         ObjectMeta {
-            key,
-            size: meta.size,
             modified: Some(SystemTime::from(meta.last_modified)),
-            sha256: None,
+            ..ObjectMeta::new(key, meta.size)
         }
     }
 

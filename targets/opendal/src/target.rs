@@ -190,10 +190,8 @@ impl OpendalTarget {
 
     fn meta(&self, key: ObjectKey, meta: &opendal::Metadata) -> ObjectMeta {
         ObjectMeta {
-            key,
-            size: meta.content_length(),
             modified: meta.last_modified().map(SystemTime::from),
-            sha256: None,
+            ..ObjectMeta::new(key, meta.content_length())
         }
     }
 
