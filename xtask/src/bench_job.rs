@@ -13,16 +13,17 @@
 //! first swaps every round), each destination is cleared and `sync` run before each command,
 //! and the table shows medians over R rounds and the largest peak RSS of the rounds:
 //!
-//! - `sstore backup --directory DIR` against `restic init` + `restic backup` of the store file
+//! - `sstore backup --directory DIR --recipient R` (to an sstore recipient, as age writes to
+//!   its own) against `restic init` + `restic backup` of the store file
 //!   (goal: at least 2x faster, ratio <= 0.50) and against `age -R RECIPIENTS -o FILE` + `sync
 //!   FILE` (goal: ratio <= 1.25);
-//! - `sstore restore --method new` against `age -d -o FILE` (goal: ratio <= 1.5);
-//! - `sstore verify` against `age -d -o /dev/null` (goal: ratio <= 1.5);
+//! - `sstore restore --method new --identity FILE` against `age -d -o FILE` (goal: ratio <= 1.5);
+//! - `sstore verify --identity FILE` against `age -d -o /dev/null` (goal: ratio <= 1.5);
 //! - the peak RSS of backup, restore and verify (goal: Argon2id's 64 MiB + 32 MiB);
 //! - `sstore masterkey update` on a fresh copy of the sets store (goal: 200,000 sets/s).
 //!
 //! Secrets reach the tools through the environment or owner-only files only (SSTORE_PASSPHRASE,
-//! SSTORE_BACKUP_PASSPHRASE, SSTORE_NEW_PASSPHRASE, RESTIC_PASSWORD_FILE, age's identity file),
+//! SSTORE_NEW_PASSPHRASE, RESTIC_PASSWORD_FILE, age's and sstore's identity files),
 //! and every command runs with a private HOME and XDG folders under `target/bench-job/home`.
 
 use std::path::{Path, PathBuf};
@@ -69,7 +70,10 @@ struct Bench {
     identity: PathBuf,
     recipients: PathBuf,
     restic_password: PathBuf,
-    backup_passphrase: String,
+    /// The sstore identity that opens the backups, and its recipient: the backup is written
+    /// to a recipient, as age's is, so neither pays for a passphrase's key derivation.
+    sstore_identity: PathBuf,
+    sstore_recipient: String,
 }
 
 /// One measure: the samples of both sides, one per round.
@@ -208,6 +212,26 @@ fn prepare(base: &Path, sstore: PathBuf) -> Result<Bench, String> {
     services::write_private(&recipients, &recipient)?;
     let restic_password = base.join("restic-password.txt");
     services::stored_secret(&restic_password, 32)?;
+    let sstore_identity = base.join("sstore-identity.txt");
+    if !sstore_identity.exists() {
+        services::run_quiet(
+            "sstore backup-key generate",
+            Command::new(&sstore)
+                .args(["backup-key", "generate", "--out"])
+                .arg(&sstore_identity),
+        )?;
+    }
+    let shown = services::run_quiet(
+        "sstore backup-key show",
+        Command::new(&sstore)
+            .args(["backup-key", "show"])
+            .arg(&sstore_identity),
+    )?;
+    let sstore_recipient = shown
+        .split_whitespace()
+        .find(|word| word.starts_with("sstore1"))
+        .ok_or_else(|| format!("`sstore backup-key show` printed no recipient: {shown}"))?
+        .to_owned();
     Ok(Bench {
         sstore,
         base: base.to_path_buf(),
@@ -216,7 +240,8 @@ fn prepare(base: &Path, sstore: PathBuf) -> Result<Bench, String> {
         identity,
         recipients,
         restic_password,
-        backup_passphrase: crate::generate_passphrase(),
+        sstore_identity,
+        sstore_recipient,
     })
 }
 
@@ -301,14 +326,23 @@ impl Bench {
         }
     }
 
-    /// `sstore ARGS` on `store`, its passphrases in the environment.
+    /// `sstore ARGS` on `store`, its passphrase in the environment and the bench's identity
+    /// named (`backup` gets `--recipient`, `restore` and `verify` `--identity`).
     fn sstore(&self, store: &Path, passphrase: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.sstore);
         self.env(&mut cmd);
         cmd.env("SSTORE_STORE", store)
             .env("SSTORE_PASSPHRASE", passphrase)
-            .env("SSTORE_BACKUP_PASSPHRASE", &self.backup_passphrase)
             .args(args);
+        match args.first() {
+            Some(&"backup") => {
+                cmd.arg("--recipient").arg(&self.sstore_recipient);
+            }
+            Some(&"restore" | &"verify") => {
+                cmd.arg("--identity").arg(&self.sstore_identity);
+            }
+            _ => {}
+        }
         cmd
     }
 
