@@ -17,15 +17,18 @@ use crate::target::Target;
 /// How long a destination's readiness check may take by default.
 pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Refuses to stage when the staging folder's disk looks too small: the snapshot and the
-/// staged backup each take at most about the store's size, so twice that (plus 1 MiB) must be
-/// free, unless `force`. Creates the staging folder (owner-only) and checks it is writable.
+/// Refuses to stage when the staging folder's disk looks too small, unless `force`: the
+/// staged backup of an SQLite store takes at most its size plus the chunks' tags and the
+/// header (the snapshot is streamed, never written there), so the store's size plus 0.1% and
+/// 1 MiB must be free. (A store on SQL Server has no file to measure.) Creates the staging
+/// folder (owner-only) and checks it is writable.
 pub async fn check_staging_space(
     staging: &Path,
     store_path: &Path,
     force: bool,
 ) -> Result<(), BackupError> {
-    let needed = std::fs::metadata(store_path).map(|m| m.len()).unwrap_or(0) * 2 + 1024 * 1024;
+    let store_size = std::fs::metadata(store_path).map(|m| m.len()).unwrap_or(0);
+    let needed = store_size + store_size / 1024 + 1024 * 1024;
     let staging = staging.to_owned();
     tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
         crate::fsutil::create_private_dir_all(&staging).map_err(BackupError::io(&staging))?;
