@@ -147,8 +147,13 @@ fn backup_killed_mid_write_leaves_history_and_earlier_backups_intact() {
 
     let mut interrupted = 0;
     let phases: [(&str, KillPoint, u64); 5] = [
-        ("snapshot", Box::new(|| staging_has(&root, ".snapshot")), 0),
-        ("encrypting", Box::new(|| staging_has(&root, ".bak")), 0),
+        // The store's pages are read, compressed and encrypted in one pass into the .bak.
+        (
+            "reading the store",
+            Box::new(|| staging_has(&root, ".bak")),
+            0,
+        ),
+        ("encrypting", Box::new(|| staging_has(&root, ".bak")), 10),
         (
             "encrypting, later",
             Box::new(|| staging_has(&root, ".bak")),
@@ -281,7 +286,7 @@ fn a_backup_that_runs_out_of_space_fails_cleanly() {
     let live = std::fs::read(sb.store()).unwrap();
 
     // The file size limit makes every write past 256 KiB fail with EFBIG, as a full disk
-    // fails writes (here while the snapshot is written); SIGXFSZ is ignored so the process
+    // fails writes (here while the staged backup is written); SIGXFSZ is ignored so the process
     // sees the error instead of dying. The message must name the file and say what to check.
     let mut cmd = sb.cmd();
     cmd.args(["backup", "--directory", &dir]);
@@ -311,7 +316,7 @@ fn a_backup_that_runs_out_of_space_fails_cleanly() {
         failed["failure_message"]
             .as_str()
             .unwrap()
-            .contains(".snapshot")
+            .contains("sstorebackup.bak")
     );
     assert_eq!(std::fs::read(sb.store()).unwrap(), live);
     let first = before[0]["id"].as_str().unwrap();

@@ -181,9 +181,9 @@ fn the_staging_folder_fills_up_mid_write() {
     let first = succeeded(&history(&sb, &["--directory", dir]));
     assert_eq!(first.len(), 1);
 
-    // Room for the 3 MiB snapshot, not for the encrypted copy written after it (`--force`
-    // passes the free-space check that would have refused the run before writing).
-    let filler = disk.fill_leaving(4 * MIB);
+    // Room for a third of the 3 MiB encrypted copy (`--force` passes the free-space check
+    // that would have refused the run before writing).
+    let filler = disk.fill_leaving(MIB);
     let out = sb.run(&backup);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert_full_disk_message(&out, &disk, "staging");
