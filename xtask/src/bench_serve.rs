@@ -2,9 +2,11 @@
 //! load. A store of about N MiB (default 1024; its values are encrypted, so the backup is as
 //! large) is backed up through `sstore serve` to two destinations, once with the service idle
 //! and once while C clients (default 200) each poll `/api/v1/status` every 200 ms and hold an
-//! event stream open, alternating over R rounds (default 2). Reports the backup's rate under
-//! load against idle (goal: at least 0.9x), the status requests' p99 latency (goal: under
-//! 50 ms) and the service's peak RSS (goal: under 100 MiB), each run its own service process.
+//! event stream open, alternating over R rounds (default 3). Reports the backup's rate under
+//! load against idle (goal: at least 0.9x), the p99 latency of the status requests made while
+//! the backup runs (goal: under
+//! 50 ms; those made before it, as the 400 connections open, are reported apart) and the
+//! service's peak RSS (goal: under 100 MiB), each run its own service process.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,7 +27,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         size_mib: 1024,
         clients: 200,
-        rounds: 2,
+        rounds: 3,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -47,6 +49,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
 struct Run {
     mib_s: f64,
     p99_ms: f64,
+    /// Before the backup, while the clients connect (reported, not the goal's measure).
+    warmup_p99_ms: f64,
     p50_ms: f64,
     requests: u64,
     failures: u64,
@@ -154,8 +158,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
             }
             let run = measure(&sstore, &release, &env, &token, clients)?;
             eprintln!(
-                "    backup {:.0} MiB/s; status p50 {:.1} ms p99 {:.1} ms ({} requests, {} failed); peak RSS {:.0} MiB",
-                run.mib_s, run.p50_ms, run.p99_ms, run.requests, run.failures, run.peak_rss_mib
+                "    backup {:.0} MiB/s; status p50 {:.1} ms p99 {:.1} ms ({} requests, {} failed; p99 {:.1} ms before the backup); peak RSS {:.0} MiB",
+                run.mib_s,
+                run.p50_ms,
+                run.p99_ms,
+                run.requests,
+                run.failures,
+                run.warmup_p99_ms,
+                run.peak_rss_mib
             );
             if clients == 0 {
                 idle.push(run);
@@ -184,6 +194,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
         "status p99 latency, loaded      {:>6.1} ms     (goal < 50 ms; p50 {:.1} ms)",
         median(&loaded, |r| r.p99_ms),
         median(&loaded, |r| r.p50_ms)
+    );
+    println!(
+        "status p99 as clients connect   {:>6.1} ms     (before the backup; not the goal's measure)",
+        median(&loaded, |r| r.warmup_p99_ms)
     );
     println!(
         "service peak RSS, loaded        {:>6.0} MiB    (goal < 100 MiB; idle {:.0} MiB)",
@@ -257,6 +271,7 @@ fn measure(
     Ok(Run {
         mib_s: number("backup_mib_s"),
         p99_ms: number("p99_ms"),
+        warmup_p99_ms: number("warmup_p99_ms"),
         p50_ms: number("p50_ms"),
         requests: number("requests") as u64,
         failures: number("failures") as u64,
