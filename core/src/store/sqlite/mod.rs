@@ -437,19 +437,18 @@ impl Rows for SqliteRows<'_> {
         let mut page: Vec<(i64, SealedValue)> = Vec::with_capacity(PAGE as usize);
         loop {
             page.clear();
-            let rows = select
-                .query_map(params![after, PAGE], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        SealedValue {
-                            app: r.get(1)?,
-                            principal: r.get(2)?,
-                            field: r.get(3)?,
-                            nonce: r.get(4)?,
-                            sealed: r.get(5)?,
-                        },
-                    ))
-                })?;
+            let rows = select.query_map(params![after, PAGE], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    SealedValue {
+                        app: r.get(1)?,
+                        principal: r.get(2)?,
+                        field: r.get(3)?,
+                        nonce: r.get(4)?,
+                        sealed: r.get(5)?,
+                    },
+                ))
+            })?;
             for row in rows {
                 page.push(row?);
             }
