@@ -32,6 +32,11 @@ use crate::stream::read_chunk;
 
 /// Marks the work file of a put in progress; never listed.
 pub const TEMP_SUFFIX: &str = ".sstore-part";
+
+/// How often marking a create-only put's work file read-only is tried (libsmbclient), and
+/// the pause between tries.
+const MARK_ATTEMPTS: u32 = 3;
+const MARK_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// Marks the complete new content of an `Overwrite` about to be renamed into place.
 pub const NEXT_SUFFIX: &str = ".sstore-next";
 
@@ -416,13 +421,28 @@ impl SmbTarget {
             ));
         }
         // A server that keeps no DOS attributes ignores this; the steps below then show it.
-        let _ = self
-            .call(
-                k,
-                "marking read-only",
-                share.set_read_only(&paths.temp, true),
-            )
-            .await;
+        // With libsmbclient, whose rename replaces, the mark is what keeps a create-only put
+        // from replacing a published file: there a mark that fails (a handle not yet closed on
+        // a busy server, say) is tried again, then fails the put rather than publish unguarded.
+        let guarded = matches!(mode, PutMode::Create) && !share.renames_exclusively();
+        let mut attempt = 1;
+        loop {
+            let marked = self
+                .call(
+                    k,
+                    "marking read-only",
+                    share.set_read_only(&paths.temp, true),
+                )
+                .await;
+            match marked {
+                Err(_) if guarded && attempt < MARK_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(MARK_RETRY_DELAY).await;
+                }
+                Err(e) if guarded => return Err(e),
+                _ => break,
+            }
+        }
         match mode {
             PutMode::Create => {
                 self.call(
