@@ -404,15 +404,7 @@ impl Rows for SqliteRows<'_> {
         let mut stmt = self.0.prepare(
             "SELECT app, principal, field, nonce, value FROM credentials ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SealedValue {
-                app: r.get(0)?,
-                principal: r.get(1)?,
-                field: r.get(2)?,
-                nonce: r.get(3)?,
-                sealed: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map([], |r| sealed_value(r, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -438,16 +430,7 @@ impl Rows for SqliteRows<'_> {
         loop {
             page.clear();
             let rows = select.query_map(params![after, PAGE], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    SealedValue {
-                        app: r.get(1)?,
-                        principal: r.get(2)?,
-                        field: r.get(3)?,
-                        nonce: r.get(4)?,
-                        sealed: r.get(5)?,
-                    },
-                ))
+                Ok((r.get::<_, i64>(0)?, sealed_value(r, 1)?))
             })?;
             for row in rows {
                 page.push(row?);
@@ -493,6 +476,17 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// The value in the row's columns `app, principal, field, nonce, value`, from column `first`.
+fn sealed_value(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SealedValue> {
+    Ok(SealedValue {
+        app: r.get(first)?,
+        principal: r.get(first + 1)?,
+        field: r.get(first + 2)?,
+        nonce: r.get(first + 3)?,
+        sealed: r.get(first + 4)?,
+    })
 }
 
 pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
