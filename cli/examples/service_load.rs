@@ -3,7 +3,7 @@
 //! every 200 ms (each starting at its own point of that period) and hold `/api/v1/events`
 //! open. Prints one `LOAD {...}` JSON line: the backup's bytes, seconds and rate, and the
 //! status requests' count, failures and latency percentiles (ms) while the backup runs, and
-//! the p99 of those made before it (while 400 connections open at once), apart.
+//! the p99 of those made before it (while 2N connections open at once), apart.
 //!
 //! usage: service_load --url http://127.0.0.1:PORT --clients N
 //! The API token is read from SSTORE_BENCH_TOKEN.

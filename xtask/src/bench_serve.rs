@@ -4,9 +4,9 @@
 //! and once while C clients (default 200) each poll `/api/v1/status` every 200 ms and hold an
 //! event stream open, alternating over R rounds (default 3). Reports the backup's rate under
 //! load against idle (goal: at least 0.9x), the p99 latency of the status requests made while
-//! the backup runs (goal: under
-//! 50 ms; those made before it, as the 400 connections open, are reported apart) and the
-//! service's peak RSS (goal: under 100 MiB), each run its own service process.
+//! the backup runs (goal: under 50 ms; those made before it, as the 2C connections open, are
+//! reported apart) and the service's peak RSS (goal: under 100 MiB), each run its own service
+//! process.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -32,13 +32,13 @@ use crate::stream::read_chunk;
 
 /// Marks the work file of a put in progress; never listed.
 pub const TEMP_SUFFIX: &str = ".sstore-part";
+/// Marks the complete new content of an `Overwrite` about to be renamed into place.
+pub const NEXT_SUFFIX: &str = ".sstore-next";
 
 /// How often marking a create-only put's work file read-only is tried (libsmbclient), and
 /// the pause between tries.
 const MARK_ATTEMPTS: u32 = 3;
 const MARK_RETRY_DELAY: Duration = Duration::from_millis(200);
-/// Marks the complete new content of an `Overwrite` about to be renamed into place.
-pub const NEXT_SUFFIX: &str = ".sstore-next";
 
 /// The slowest disk a flush is allowed to wait for: a finishing upload may take
 /// `timeout_secs` plus its size at this rate (the server writes it to disk then).
@@ -425,8 +425,7 @@ impl SmbTarget {
         // from replacing a published file: there a mark that fails (a handle not yet closed on
         // a busy server, say) is tried again, then fails the put rather than publish unguarded.
         let guarded = matches!(mode, PutMode::Create) && !share.renames_exclusively();
-        let mut attempt = 1;
-        loop {
+        for attempt in 1..=MARK_ATTEMPTS {
             let marked = self
                 .call(
                     k,
@@ -435,11 +434,8 @@ impl SmbTarget {
                 )
                 .await;
             match marked {
-                Err(_) if guarded && attempt < MARK_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(MARK_RETRY_DELAY).await;
-                }
-                Err(e) if guarded => return Err(e),
+                Err(e) if guarded && attempt == MARK_ATTEMPTS => return Err(e),
+                Err(_) if guarded => tokio::time::sleep(MARK_RETRY_DELAY).await,
                 _ => break,
             }
         }
