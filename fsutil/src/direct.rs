@@ -1,0 +1,133 @@
+//! Reading and writing past the page cache (`O_DIRECT` on Linux), for a large file written once
+//! and read back once: it spares the page cache's memory (a backup does not push the machine's
+//! useful cache out) and the time the kernel takes to hand out new cache pages. Direct I/O needs
+//! buffers, offsets and lengths aligned to the device's blocks: [`AlignedBuffer`] gives the
+//! first, and callers move in whole buffers. Where the filesystem refuses it (tmpfs on older
+//! kernels, some network filesystems), the file is read or written through the cache instead.
+
+use std::fs::File;
+use std::io;
+
+/// The alignment direct I/O gets here: the largest logical block size in common use.
+pub(crate) const ALIGN: usize = 4096;
+
+/// A fixed-size byte buffer whose bytes start at an [`ALIGN`]ed address, filled from the front.
+/// Its heap block never moves, so the alignment holds when the buffer is sent between threads.
+pub(crate) struct AlignedBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+    capacity: usize,
+}
+
+impl AlignedBuffer {
+    /// A buffer of `capacity` bytes (a multiple of [`ALIGN`]).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let bytes = vec![0u8; capacity + ALIGN];
+        // `align_offset` may decline to answer; the buffer then starts at 0 and is simply not
+        // aligned, which `is_aligned` reports.
+        let start = match bytes.as_ptr().align_offset(ALIGN) {
+            offset if offset < ALIGN => offset,
+            _ => 0,
+        };
+        Self {
+            bytes,
+            start,
+            len: 0,
+            capacity,
+        }
+    }
+
+    pub(crate) fn is_aligned(&self) -> bool {
+        self.bytes[self.start..].as_ptr().align_offset(ALIGN) == 0
+    }
+
+    /// Copies as much of `data` as fits; returns how much.
+    pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+        let take = (self.capacity - self.len).min(data.len());
+        let at = self.start + self.len;
+        self.bytes[at..at + take].copy_from_slice(&data[..take]);
+        self.len += take;
+        take
+    }
+
+    pub(crate) fn filled(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+
+    /// The whole buffer to read into; [`AlignedBuffer::set_len`] then says how much was read.
+    pub(crate) fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.start + self.capacity]
+    }
+
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len.min(self.capacity);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.capacity
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Turns direct I/O on for `file`; `false` where the platform or filesystem refuses it.
+pub(crate) fn enable(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+        fcntl_getfl(file)
+            .and_then(|flags| fcntl_setfl(file, flags | OFlags::DIRECT))
+            .is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
+    }
+}
+
+/// Turns direct I/O off again (for a last, partial block).
+pub(crate) fn disable(file: &File) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+        let flags = fcntl_getfl(file)?;
+        fcntl_setfl(file, flags - OFlags::DIRECT)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+    Ok(())
+}
+
+/// Whether `error` is the filesystem refusing direct I/O (or its alignment), so the caller
+/// should go on through the cache.
+pub(crate) fn refused(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::InvalidInput
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aligned_buffer_is_aligned_and_fills_up_to_its_size() {
+        let mut buf = AlignedBuffer::new(2 * ALIGN);
+        assert!(buf.is_aligned());
+        assert_eq!(buf.filled().as_ptr().align_offset(ALIGN), 0);
+        assert_eq!(buf.push(&[7u8; ALIGN]), ALIGN);
+        assert_eq!(buf.push(&[8u8; 3 * ALIGN]), ALIGN);
+        assert!(buf.is_full());
+        assert_eq!(buf.filled().len(), 2 * ALIGN);
+        assert_eq!(buf.filled()[ALIGN - 1], 7);
+        assert_eq!(buf.filled()[ALIGN], 8);
+        buf.clear();
+        assert_eq!(buf.len(), 0);
+    }
+}
