@@ -3,7 +3,6 @@
 //! backup known to decrypt is ever sent anywhere. Staging produces the manifest: everything
 //! it records is known only once the stream is written.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::super::decode::authenticate_stream;
@@ -13,7 +12,7 @@ use super::super::manifest::MANIFEST_VERSION;
 use super::super::{BackupError, BackupKeys, EventSink, HistoryEntry, Manifest};
 use super::BackupOptions;
 use crate::format::{Compression, FORMAT_VERSION, Keys, PayloadWriter, StreamOptions};
-use crate::fsutil::{self, WriteBehindFile};
+use crate::fsutil::{self, Durability, ReadAheadFile, WriteBehindFile};
 use crate::store::{SecureStore, SnapshotError};
 
 /// A staged backup ready to send: its folder in the staging area and what it is. (The numbered
@@ -116,10 +115,12 @@ fn stage(
         backup_id,
     };
     let out = fsutil::create_private_file(&staged_path).map_err(BackupError::io(&staged_path))?;
-    let sink = CountingWriter::new(WriteBehindFile::inspected(
+    // Written past the page cache and read back from the disk: see `fsutil::direct`.
+    let sink = CountingWriter::new(WriteBehindFile::with_durability(
         out,
         staged_path.clone(),
         Sha256Inspector::default(),
+        Durability::Direct,
     ));
     let stream_err = |source| BackupError::Stream {
         file: staged_path.display().to_string(),
@@ -191,7 +192,7 @@ fn stage(
         header.opens_with()
     ));
 
-    let staged = File::open(&staged_path).map_err(BackupError::io(&staged_path))?;
+    let staged = ReadAheadFile::open(&staged_path).map_err(BackupError::io(&staged_path))?;
     authenticate_stream(
         staged,
         &staged_path.display().to_string(),
