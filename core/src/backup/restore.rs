@@ -9,7 +9,7 @@ use super::{
     BackupDirectory, BackupError, EventSink, HistoryEntry, JobKind, JobLock, JobLog, JobStatus,
     Manifest, OpenKeys, Selection,
 };
-use crate::fsutil;
+use crate::fsutil::{self, Durability, WriteBehindFile};
 use crate::secret::Passphrase;
 use crate::store::{SecureStore, StoreLocation};
 use crate::target::{self, PutMode};
@@ -73,15 +73,30 @@ pub(crate) async fn select_backup(
     Ok((entry, manifest))
 }
 
+/// What a decrypted copy is for, which decides whether it is flushed to disk.
+#[derive(Debug, Clone)]
+pub(crate) enum CopyPurpose {
+    /// A restored store: flushed to disk, since it is then renamed into place. When a store
+    /// passphrase is given, whether it opens the restored Master Key is checked too.
+    Restore {
+        store_passphrase: Option<Passphrase>,
+    },
+    /// Verify's work file: read once by the checks and removed, so never flushed (an fsync
+    /// would write the whole store to the disk for nothing).
+    Verify,
+}
+
 /// Streams the backup of `entry` from the directory and decrypts it into the new file `dest`,
-/// fsynced and checked against the manifest.
+/// checked against the manifest (and flushed to disk when `purpose` is a restore). Returns
+/// whether the restore's store passphrase opens the copy's Master Key (`None`: none given).
 pub(crate) async fn fetch_and_check(
     dir: &BackupDirectory,
     entry: &HistoryEntry,
     manifest: &Manifest,
     keys: &OpenKeys,
     dest: &Path,
-) -> Result<(), BackupError> {
+    purpose: CopyPurpose,
+) -> Result<Option<bool>, BackupError> {
     let key = dir.object(&entry.folder, &manifest.backup_file)?;
     let reader = dir.target().get(&key).await?;
     let file = dir.describe(&key);
@@ -94,7 +109,13 @@ pub(crate) async fn fetch_and_check(
     tokio::task::spawn_blocking(move || {
         let raw = tokio_util::io::SyncIoBridge::new_with_handle(reader, handle);
         let out = fsutil::create_private_file(&dest).map_err(BackupError::io(&dest))?;
-        let mut out = WriteFailure::new(std::io::BufWriter::with_capacity(1024 * 1024, out));
+        let (durability, store_passphrase) = match purpose {
+            CopyPurpose::Restore { store_passphrase } => (Durability::Durable, store_passphrase),
+            CopyPurpose::Verify => (Durability::Scratch, None),
+        };
+        // Disk writes (and a restore's flushing) on a thread of their own, off the decoder's.
+        let out = WriteBehindFile::with_durability(out, dest.clone(), (), durability);
+        let mut out = WriteFailure::new(out);
         // A failed write (a full disk) is the destination's error, not the backup file's.
         if let Err(e) = decode_stream(raw, &file, &manifest, keys.format_keys(), &mut out) {
             return Err(match out.failure.take() {
@@ -105,19 +126,36 @@ pub(crate) async fn fetch_and_check(
                 None => e,
             });
         }
-        let out = out.inner.into_inner().map_err(|e| BackupError::Io {
-            path: dest.clone(),
-            source: e.into_error(),
-        })?;
-        out.sync_all().map_err(BackupError::io(&dest))?;
-        check_store_copy(&dest, &manifest).map_err(|reason| BackupError::RestoredCopyInvalid {
-            id: manifest.backup_id.clone(),
-            reason,
-        })?;
-        Ok(())
+        out.inner.finish().map_err(BackupError::io(&dest))?;
+        // The passphrase's key derivation runs beside SQLite's check of the copy.
+        std::thread::scope(|scope| {
+            let opens = store_passphrase.map(|p| scope.spawn(|| passphrase_opens(&dest, p)));
+            check_store_copy(&dest, &manifest).map_err(|reason| {
+                BackupError::RestoredCopyInvalid {
+                    id: manifest.backup_id.clone(),
+                    reason,
+                }
+            })?;
+            opens
+                .map(|handle| {
+                    handle.join().map_err(|_| {
+                        BackupError::Task(
+                            "checking the store passphrase stopped unexpectedly".into(),
+                        )
+                    })?
+                })
+                .transpose()
+        })
     })
     .await
     .map_err(|e| BackupError::Task(format!("decrypting the backup stopped unexpectedly: {e}")))?
+}
+
+/// Whether `passphrase` opens the Master Key of the store copy at `path`.
+fn passphrase_opens(path: &Path, passphrase: Passphrase) -> Result<bool, BackupError> {
+    Ok(SecureStore::open_read_only(path)?
+        .check_passphrase(&passphrase)
+        .is_ok())
 }
 
 /// A writer that remembers its first failure, so the caller can tell a failed write to the
@@ -268,16 +306,11 @@ async fn restore_into(
     let _folder = RestoreFolder::lock(parent, log)?;
     let temp = fsutil::temp_sibling(dest, "restore");
     let result = async {
-        fetch_and_check(dir, backup, manifest, keys, &temp).await?;
-        log.info(format!("decrypted and verified into {}", temp.display()));
-        let opens = match &request.store_passphrase {
-            Some(p) => Some(
-                SecureStore::open_read_only(&temp)?
-                    .check_passphrase(p)
-                    .is_ok(),
-            ),
-            None => None,
+        let purpose = CopyPurpose::Restore {
+            store_passphrase: request.store_passphrase.clone(),
         };
+        let opens = fetch_and_check(dir, backup, manifest, keys, &temp, purpose).await?;
+        log.info(format!("decrypted and verified into {}", temp.display()));
         if request.method == RestoreMethod::Overwrite {
             SecureStore::settle_before_replace(dest);
         }
@@ -368,16 +401,11 @@ async fn restore_into_server(
     fsutil::create_private_dir_all(staging).map_err(BackupError::io(staging))?;
     let temp = super::job::WorkFile(staging.join(format!("restore-{}.db", backup.id)));
     let _ = std::fs::remove_file(&temp.0);
-    fetch_and_check(dir, backup, manifest, keys, &temp.0).await?;
-    log.info(format!("decrypted and verified into {}", temp.0.display()));
-    let opens = match &request.store_passphrase {
-        Some(p) => Some(
-            SecureStore::open_read_only(&temp.0)?
-                .check_passphrase(p)
-                .is_ok(),
-        ),
-        None => None,
+    let purpose = CopyPurpose::Restore {
+        store_passphrase: request.store_passphrase.clone(),
     };
+    let opens = fetch_and_check(dir, backup, manifest, keys, &temp.0, purpose).await?;
+    log.info(format!("decrypted and verified into {}", temp.0.display()));
     let replace = request.method == RestoreMethod::Overwrite || request.force;
     let copy = temp.0.clone();
     let target = location.clone();

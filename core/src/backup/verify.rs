@@ -1,6 +1,6 @@
 //! Verify: decrypt and check a backup completely without restoring it.
 
-use super::restore::{fetch_and_check, select_backup};
+use super::restore::{CopyPurpose, fetch_and_check, select_backup};
 use super::{BackupDirectory, BackupError, HistoryEntry, JobLock, Manifest, OpenKeys, Selection};
 
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub async fn run_verify(
     let work = dir
         .staging()
         .join(format!("verify-{}.db", crate::random::hex_id::<6>()));
-    let result = fetch_and_check(dir, &entry, &manifest, keys, &work).await;
+    let result = fetch_and_check(dir, &entry, &manifest, keys, &work, CopyPurpose::Verify).await;
     let _ = std::fs::remove_file(&work);
     result?;
     Ok(VerifyReport { entry, manifest })
