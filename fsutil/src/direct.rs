@@ -106,6 +106,18 @@ pub(crate) fn disable(file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// A positioned read (on a file opened for direct I/O: `buf` and `offset` aligned).
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
+}
+
 /// Whether `error` is the filesystem refusing direct I/O (or its alignment), so the caller
 /// should go on through the cache.
 pub(crate) fn refused(error: &io::Error) -> bool {

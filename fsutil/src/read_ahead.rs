@@ -1,81 +1,111 @@
-//! A file read a thread ahead of its reader, past the page cache where the filesystem allows
-//! it (see [`crate::direct`]): the read-back of a freshly written backup, so that it reads
-//! what the disk holds, while the reader authenticates what came before.
+//! A file read a thread ahead of its reader, past the page cache where the filesystem allows it
+//! (see [`crate::direct`]), possibly while a [`crate::WriteBehindFile`] still writes it: the
+//! read-back of a backup being staged, so that it reads what the disk holds while the rest is
+//! still being encrypted.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc;
 
+use crate::WriteProgress;
 use crate::direct::{self, AlignedBuffer};
 
-const BUFFER_SIZE: usize = 8 * 1024 * 1024;
+const BUFFER_SIZE: usize = 4 * 1024 * 1024;
+/// One being read into, one waiting for the reader, one being read from.
 const BUFFERS: usize = 3;
 
 /// Reads a whole file in order; memory is bounded by `BUFFERS × BUFFER_SIZE`.
 pub struct ReadAheadFile {
     current: Option<AlignedBuffer>,
     pos: usize,
+    ended: bool,
     full: mpsc::Receiver<io::Result<AlignedBuffer>>,
     empty: mpsc::SyncSender<AlignedBuffer>,
 }
 
 impl ReadAheadFile {
+    /// Reads the complete file at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Self::follow(path, WriteProgress::complete())
+    }
+
+    /// Reads the file at `path` while a [`crate::WriteBehindFile`] writes it, never past what
+    /// `progress` says is written; a read fails if the writer stops short.
+    pub fn follow(path: &Path, progress: WriteProgress) -> io::Result<Self> {
+        // Two handles: direct I/O is a flag of the open file, and the cached one serves what
+        // the direct one cannot (a refusing filesystem).
+        let direct_file = File::open(path)?;
+        let files = Files {
+            direct: direct::enable(&direct_file).then_some(direct_file),
+            cached: File::open(path)?,
+        };
         let (full_tx, full_rx) = mpsc::sync_channel(BUFFERS);
         let (empty_tx, empty_rx) = mpsc::sync_channel(BUFFERS);
         for _ in 0..BUFFERS {
             let _ = empty_tx.send(AlignedBuffer::new(BUFFER_SIZE));
         }
-        // The thread ends at the end of the file, on an error, or when this reader is dropped.
+        // The thread ends at the end of the file, on an error, or when this reader is dropped
+        // (once the writer it follows ends).
         std::thread::Builder::new()
             .name("sstore-read-ahead".into())
-            .spawn(move || read_all_buffers(file, empty_rx, full_tx))?;
+            .spawn(move || read_blocks(&files, &progress, empty_rx, full_tx))?;
         Ok(Self {
             current: None,
             pos: 0,
+            ended: false,
             full: full_rx,
             empty: empty_tx,
         })
     }
 }
 
-/// The reader thread: fills each empty buffer in turn and sends it on.
-fn read_all_buffers(
-    mut file: File,
+/// The file, opened for direct I/O where the filesystem allows it, and through the cache.
+struct Files {
+    direct: Option<File>,
+    cached: File,
+}
+
+/// The reading thread: fills each empty buffer with the next block and sends it on, until the
+/// file ends.
+fn read_blocks(
+    files: &Files,
+    progress: &WriteProgress,
     empty: mpsc::Receiver<AlignedBuffer>,
     full: mpsc::SyncSender<io::Result<AlignedBuffer>>,
 ) {
-    let mut direct = direct::enable(&file);
+    let mut offset = 0u64;
     for mut buf in empty {
-        let result = fill(&mut file, &mut buf, &mut direct);
+        let result = progress
+            .wait_for(offset + BUFFER_SIZE as u64)
+            .and_then(|()| read_block(files, offset, &mut buf));
         let end = result.is_err() || !buf.is_full();
         if full.send(result.map(|()| buf)).is_err() || end {
             return;
         }
+        offset += BUFFER_SIZE as u64;
     }
 }
 
-/// Reads into `buf` until it is full or the file ends.
-fn fill(file: &mut File, buf: &mut AlignedBuffer, direct: &mut bool) -> io::Result<()> {
-    if *direct && !buf.is_aligned() {
-        direct::disable(file)?;
-        *direct = false;
-    }
+/// Reads the block at `offset` into `buf`, until it is full or the file ends (a short read
+/// is the end of the file). What the direct handle cannot read (a refusing filesystem, an
+/// unaligned buffer) is read through the cache.
+fn read_block(files: &Files, offset: u64, buf: &mut AlignedBuffer) -> io::Result<()> {
+    let mut direct = files.direct.as_ref().filter(|_| buf.is_aligned());
     let space = buf.space();
     let mut got = 0;
     while got < space.len() {
-        match file.read(&mut space[got..]) {
+        let file = direct.unwrap_or(&files.cached);
+        match direct::read_at(file, &mut space[got..], offset + got as u64) {
             Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // Refused by the filesystem, or an unaligned read after a short one at the end:
-            // go on through the cache from the same place.
-            Err(e) if *direct && direct::refused(&e) => {
-                direct::disable(file)?;
-                *direct = false;
+            Ok(n) => {
+                got += n;
+                if got < space.len() && direct.is_some() && n % direct::ALIGN != 0 {
+                    break;
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if direct.is_some() && direct::refused(&e) => direct = None,
             Err(e) => return Err(e),
         }
     }
@@ -88,7 +118,7 @@ impl Read for ReadAheadFile {
         loop {
             if let Some(buf) = &self.current {
                 let rest = &buf.filled()[self.pos..];
-                if !rest.is_empty() || buf.len() == 0 {
+                if !rest.is_empty() {
                     let n = rest.len().min(out.len());
                     out[..n].copy_from_slice(&rest[..n]);
                     self.pos += n;
@@ -96,9 +126,14 @@ impl Read for ReadAheadFile {
                 }
             }
             if let Some(mut used) = self.current.take() {
+                // A buffer the thread did not fill was the file's last.
+                self.ended = !used.is_full();
                 used.clear();
-                // The thread may be done (the file ended); that is fine.
+                // The thread may be done; that is fine.
                 let _ = self.empty.try_send(used);
+            }
+            if self.ended || out.is_empty() {
+                return Ok(0);
             }
             match self.full.recv() {
                 Ok(Ok(buf)) => {
@@ -106,7 +141,6 @@ impl Read for ReadAheadFile {
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                // The thread sent the last (partial) buffer and ended.
                 Err(_) => return Ok(0),
             }
         }
@@ -116,21 +150,69 @@ impl Read for ReadAheadFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Durability, WriteBehindFile, create_private_file};
+    use std::io::Write;
 
     #[test]
     fn reads_every_byte_in_order_whatever_the_length() {
         let dir = tempfile::tempdir().unwrap();
-        for len in [0, 1, 4095, 4096, BUFFER_SIZE, 2 * BUFFER_SIZE + 12345] {
+        for len in [
+            0,
+            1,
+            4095,
+            4096,
+            BUFFER_SIZE,
+            2 * BUFFER_SIZE,
+            3 * BUFFER_SIZE + 12345,
+        ] {
             let path = dir.path().join(format!("in{len}"));
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             std::fs::write(&path, &data).unwrap();
             let mut read = Vec::new();
-            ReadAheadFile::open(&path)
-                .unwrap()
-                .read_to_end(&mut read)
-                .unwrap();
+            let mut file = ReadAheadFile::open(&path).unwrap();
+            file.read_to_end(&mut read).unwrap();
             assert!(read == data, "{len} bytes");
+            assert_eq!(
+                file.read(&mut [0u8; 16]).unwrap(),
+                0,
+                "{len} bytes: read past the end"
+            );
         }
+    }
+
+    #[test]
+    fn a_follower_reads_what_the_writer_wrote_and_fails_when_it_stops_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(5 * BUFFER_SIZE / 2))
+            .map(|i| (i % 249) as u8)
+            .collect();
+        for (i, durability) in [Durability::Direct, Durability::Durable]
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.path().join(format!("out{i}"));
+            let file = create_private_file(&path).unwrap();
+            let mut w = WriteBehindFile::with_durability(file, path.clone(), (), durability);
+            let mut follower = ReadAheadFile::follow(&path, w.progress()).unwrap();
+            let reader = std::thread::spawn(move || {
+                let mut read = Vec::new();
+                follower.read_to_end(&mut read).map(|_| read)
+            });
+            for piece in data.chunks(300_007) {
+                w.write_all(piece).unwrap();
+            }
+            w.finish().unwrap();
+            assert!(reader.join().unwrap().unwrap() == data, "{durability:?}");
+        }
+        // A writer dropped half-way: the follower fails rather than waiting or ending early.
+        let path = dir.path().join("short");
+        let file = create_private_file(&path).unwrap();
+        let mut w = WriteBehindFile::with_durability(file, path.clone(), (), Durability::Direct);
+        let mut follower = ReadAheadFile::follow(&path, w.progress()).unwrap();
+        w.write_all(&data[..BUFFER_SIZE * 2]).unwrap();
+        drop(w);
+        let mut read = Vec::new();
+        assert!(follower.read_to_end(&mut read).is_err());
     }
 
     #[test]

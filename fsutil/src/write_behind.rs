@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 
 use crate::direct::{self, ALIGN, AlignedBuffer};
@@ -43,6 +43,61 @@ pub const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 const BUFFER_SIZE: usize = 4 * 1024 * 1024;
 const BUFFERS: usize = 3;
 
+/// How far a [`WriteBehindFile`] has written, for a reader that follows it
+/// ([`crate::ReadAheadFile::follow`]).
+#[derive(Clone, Default)]
+pub struct WriteProgress(Arc<(Mutex<Progress>, Condvar)>);
+
+#[derive(Default)]
+struct Progress {
+    written: u64,
+    /// `Some(true)`: every byte is written; `Some(false)`: writing stopped short.
+    end: Option<bool>,
+}
+
+impl WriteProgress {
+    /// The progress of a file already complete.
+    pub fn complete() -> Self {
+        let progress = Self::default();
+        progress.end(true);
+        progress
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Progress)) {
+        let (state, changed) = &*self.0;
+        change(&mut state.lock().unwrap_or_else(PoisonError::into_inner));
+        changed.notify_all();
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.update(|p| p.written += bytes);
+    }
+
+    /// Writing ended, completely or not; the first call counts.
+    fn end(&self, complete: bool) {
+        self.update(|p| {
+            p.end.get_or_insert(complete);
+        });
+    }
+
+    /// Waits until the file's first `bytes` are written or the file is complete; fails if
+    /// writing stopped short.
+    pub(crate) fn wait_for(&self, bytes: u64) -> io::Result<()> {
+        let (state, changed) = &*self.0;
+        let mut p = state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match p.end {
+                Some(false) => {
+                    return Err(io::Error::other("writing the file stopped before its end"));
+                }
+                Some(true) => return Ok(()),
+                None if p.written >= bytes => return Ok(()),
+                None => p = changed.wait(p).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+    }
+}
+
 /// A file written by a background thread: `write` copies into a buffer and hands full buffers
 /// to the thread, so encryption and disk writes overlap; the thread also shows each buffer to
 /// an [`Inspect`]. Memory is bounded by `BUFFERS × BUFFER_SIZE`. [`WriteBehindFile::finish`]
@@ -53,6 +108,7 @@ pub struct WriteBehindFile<I: Inspect = ()> {
     full: Option<mpsc::SyncSender<AlignedBuffer>>,
     empty: mpsc::Receiver<AlignedBuffer>,
     worker: Option<JoinHandle<io::Result<(File, I)>>>,
+    progress: WriteProgress,
     path: PathBuf,
 }
 
@@ -76,9 +132,20 @@ impl<I: Inspect> WriteBehindFile<I> {
         for _ in 1..BUFFERS {
             let _ = empty_tx.send(AlignedBuffer::new(BUFFER_SIZE));
         }
+        let progress = WriteProgress::default();
+        let worker_progress = progress.clone();
         let worker = std::thread::Builder::new()
             .name("sstore-write-behind".into())
-            .spawn(move || write_all_buffers(file, durability, inspect, full_rx, empty_tx));
+            .spawn(move || {
+                write_all_buffers(
+                    file,
+                    durability,
+                    inspect,
+                    full_rx,
+                    empty_tx,
+                    &worker_progress,
+                )
+            });
         let (worker, current) = match worker {
             Ok(handle) => (Some(handle), AlignedBuffer::new(BUFFER_SIZE)),
             Err(_) => (None, AlignedBuffer::new(0)),
@@ -89,12 +156,18 @@ impl<I: Inspect> WriteBehindFile<I> {
             full: Some(full_tx),
             empty: empty_rx,
             worker,
+            progress,
             path,
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How far the file is written, for a reader that follows it.
+    pub fn progress(&self) -> WriteProgress {
+        self.progress.clone()
     }
 
     fn worker_failed(&mut self) -> io::Error {
@@ -142,6 +215,7 @@ impl<I: Inspect> WriteBehindFile<I> {
                 )));
             }
         };
+        self.progress.end(true);
         if self.durability != Durability::Scratch {
             file.0.sync_all()?;
         }
@@ -156,16 +230,33 @@ fn write_all_buffers<I: Inspect>(
     mut inspect: I,
     full: mpsc::Receiver<AlignedBuffer>,
     empty: mpsc::SyncSender<AlignedBuffer>,
+    progress: &WriteProgress,
 ) -> io::Result<(File, I)> {
-    let mut direct = durability == Durability::Direct && direct::enable(&file);
+    let result = write_buffers(&mut file, durability, &mut inspect, full, empty, progress);
+    if result.is_err() {
+        progress.end(false);
+    }
+    result.map(|()| (file, inspect))
+}
+
+fn write_buffers<I: Inspect>(
+    file: &mut File,
+    durability: Durability,
+    inspect: &mut I,
+    full: mpsc::Receiver<AlignedBuffer>,
+    empty: mpsc::SyncSender<AlignedBuffer>,
+    progress: &WriteProgress,
+) -> io::Result<()> {
+    let mut direct = durability == Durability::Direct && direct::enable(file);
     let mut unsynced = 0u64;
     for mut buf in full {
         inspect.inspect(buf.filled());
         if direct {
-            direct = write_direct(&mut file, buf.filled(), buf.is_aligned())?;
+            direct = write_direct(file, buf.filled(), buf.is_aligned())?;
         } else {
             file.write_all(buf.filled())?;
         }
+        progress.advance(buf.len() as u64);
         unsynced += buf.len() as u64;
         if durability == Durability::Durable && unsynced >= SYNC_EVERY {
             file.sync_data()?;
@@ -175,7 +266,7 @@ fn write_all_buffers<I: Inspect>(
         // The producer may already be gone (finishing); that is fine.
         let _ = empty.send(buf);
     }
-    Ok((file, inspect))
+    Ok(())
 }
 
 /// Writes `bytes` with direct I/O: its whole blocks directly, a last partial block through the
@@ -232,6 +323,8 @@ impl<I: Inspect> Drop for WriteBehindFile<I> {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        // Dropped without `finish`: a reader following the file must not wait for the rest.
+        self.progress.end(false);
     }
 }
 
