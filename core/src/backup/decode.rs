@@ -50,23 +50,69 @@ pub(crate) fn decode_stream(
     check_file_digest(&file_digest, manifest, file)
 }
 
-/// Authenticates every chunk of the backup stream `raw` and checks its header and length
-/// against `manifest`, without decompressing: what the read-back of a freshly staged backup
-/// needs. The file's SHA-256 is the writer's: since every chunk's tag (bound to its index,
-/// the last-chunk flag and the header) proves the stored bytes are those it wrote, hashing
-/// them again here would only repeat it.
+/// What the read-back of a staged backup found, for [`check_read_back`] once the manifest
+/// exists.
+pub(crate) struct ReadBack {
+    header: Header,
+    length: u64,
+}
+
+/// Authenticates every chunk of the backup stream `raw` without decompressing: the read-back
+/// of a backup being staged, which runs while the stream is still written (so before its
+/// manifest exists). The file's SHA-256 is the writer's: since every chunk's tag (bound to its
+/// index, the last-chunk flag and the header) proves the stored bytes are those it wrote,
+/// hashing them again here would only repeat it.
 pub(crate) fn authenticate_stream(
     raw: impl Read,
     file: &str,
-    manifest: &Manifest,
     keys: Keys<'_>,
-) -> Result<(), BackupError> {
-    let mut stream = StreamReader::open(ExpectedLength::new(raw, manifest.backup_size), keys)
-        .map_err(stream_error(file))?;
-    check_header(stream.header(), manifest, file)?;
+) -> Result<ReadBack, BackupError> {
+    let mut raw = CountingReader {
+        inner: raw,
+        read: 0,
+    };
+    let mut stream = StreamReader::open(&mut raw, keys).map_err(stream_error(file))?;
+    let header = stream.header().clone();
     io::copy(&mut stream, &mut io::sink())
         .map_err(|e| stream_error(file)(FormatError::from_io(e)))?;
+    drop(stream);
+    Ok(ReadBack {
+        header,
+        length: raw.read,
+    })
+}
+
+/// The read-back's header and length against the manifest of the stream written.
+pub(crate) fn check_read_back(
+    read_back: &ReadBack,
+    manifest: &Manifest,
+    file: &str,
+) -> Result<(), BackupError> {
+    check_header(&read_back.header, manifest, file)?;
+    if read_back.length != manifest.backup_size {
+        return Err(mismatch(
+            file,
+            format!(
+                "read back {} bytes; {} were written",
+                read_back.length, manifest.backup_size
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Counts the bytes read through it.
+struct CountingReader<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 fn stream_error(file: &str) -> impl Fn(FormatError) -> BackupError + '_ {

@@ -5,15 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::super::decode::authenticate_stream;
+use super::super::decode::{authenticate_stream, check_read_back};
 use super::super::digest::{BackgroundHashingWriter, CountingWriter, Sha256Inspector};
 use super::super::directory::{BACKUP_FILE, MANIFEST_FILE};
 use super::super::manifest::MANIFEST_VERSION;
 use super::super::{BackupError, BackupKeys, EventSink, HistoryEntry, Manifest};
 use super::BackupOptions;
-use crate::format::{Compression, FORMAT_VERSION, Keys, PayloadWriter, StreamOptions};
+use crate::format::{Compression, FORMAT_VERSION, FormatError, Keys, PayloadWriter, StreamOptions};
 use crate::fsutil::{self, Durability, ReadAheadFile, WriteBehindFile};
-use crate::store::{SecureStore, SnapshotError};
+use crate::store::{SecureStore, SnapshotError, StoreSummary};
 
 /// A staged backup ready to send: its folder in the staging area and what it is. (The numbered
 /// folder it goes to is each destination's: see [`super::lock::Locked`].)
@@ -90,8 +90,10 @@ pub(crate) async fn stage_backup(
 }
 
 /// Snapshot, encrypt to `<dir>/sstorebackup.bak` (fsynced), read it back through the decoder;
-/// returns the manifest that describes it. The read-back uses a key that opens only this
-/// stream, so a job that holds recipients only (no secret) still proves its copy decrypts.
+/// returns the manifest that describes it. The read-back follows the writer on threads of its
+/// own (reading from the disk what is already written while the rest is encrypted) and uses a
+/// key that opens only this stream, so a job that holds recipients only (no secret) still
+/// proves its copy decrypts.
 fn stage(
     store_path: &Path,
     dir: &Path,
@@ -101,11 +103,12 @@ fn stage(
     events: &EventSink,
 ) -> Result<Manifest, BackupError> {
     let staged_path = dir.join(BACKUP_FILE);
+    let staged_name = staged_path.display().to_string();
     let store = SecureStore::open_locator(store_path)?;
 
     let mut backup_id = [0u8; 16];
     hex::decode_to_slice(&entry.id, &mut backup_id).map_err(|_| BackupError::Unreadable {
-        file: staged_path.display().to_string(),
+        file: staged_name.clone(),
         reason: format!("the backup id {} is not 32 hex digits", entry.id),
     })?;
     let stream_options = StreamOptions {
@@ -116,31 +119,111 @@ fn stage(
     };
     let out = fsutil::create_private_file(&staged_path).map_err(BackupError::io(&staged_path))?;
     // Written past the page cache and read back from the disk: see `fsutil::direct`.
-    let sink = CountingWriter::new(WriteBehindFile::with_durability(
+    let file = WriteBehindFile::with_durability(
         out,
         staged_path.clone(),
         Sha256Inspector::default(),
         Durability::Direct,
-    ));
-    let stream_err = |source| BackupError::Stream {
-        file: staged_path.display().to_string(),
-        source,
-    };
+    );
+    let progress = file.progress();
     // The key slots (and a passphrase's key derivation) come before the snapshot, so the
     // store is read only while its pages are compressed and encrypted.
-    let mut writer =
-        PayloadWriter::new(sink, keys.format_recipients(), &stream_options).map_err(stream_err)?;
-    let read_back = writer.read_back_key();
+    let writer = PayloadWriter::new(
+        CountingWriter::new(file),
+        keys.format_recipients(),
+        &stream_options,
+    )
+    .map_err(stream_error(&staged_name))?;
+    let read_back_key = writer.read_back_key();
     let header = writer.header().clone();
-    let mut plain =
-        BackgroundHashingWriter::new(&mut writer).map_err(BackupError::io(&staged_path))?;
-    // Used only by a store home that cannot stream its snapshot (SQL Server).
     let scratch = dir.join(format!("{}.snapshot", entry.id));
+
+    let (written, read_back) = std::thread::scope(|scope| {
+        let read_back = scope.spawn(|| {
+            let raw = ReadAheadFile::follow(&staged_path, progress)
+                .map_err(BackupError::io(&staged_path))?;
+            authenticate_stream(raw, &staged_name, Keys::read_back(&read_back_key))
+        });
+        // `write_snapshot` owns the writer: on failure it is dropped there, which ends the
+        // read-back, so the join below never waits for bytes that will not come.
+        let written = write_snapshot(&store, writer, &staged_path, &scratch, events);
+        let read_back = read_back.join().map_err(|_| {
+            BackupError::Task(format!("reading back {staged_name} stopped unexpectedly"))
+        });
+        (written, read_back)
+    });
+    // The writer's error explains a failed read-back, not the other way round.
+    let written = written?;
+    let read_back = read_back??;
+    fsutil::sync_dir(dir).map_err(BackupError::io(dir))?;
+
+    let summary = written.summary;
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        backup_id: entry.id.clone(),
+        item: entry.item.clone(),
+        method: "full".into(),
+        store_id: summary.store_id.clone(),
+        master_key_id: summary.master_key.key_id.clone(),
+        master_key_generation: summary.master_key.generation,
+        applications: summary.applications,
+        credential_sets: summary.credential_sets,
+        backup_file: BACKUP_FILE.into(),
+        backup_size: written.backup_size,
+        backup_sha256: written.backup_sha256,
+        plaintext_size: written.plaintext_size,
+        plaintext_sha256: written.plaintext_sha256,
+        compression: compression_name(options.compression).into(),
+        format_version: FORMAT_VERSION,
+        chunk_size: options.chunk_size,
+        kdf: header.passphrase_kdf(),
+        key_slots: header.slots().iter().map(ToString::to_string).collect(),
+        tool_version: format!("sstore {}", env!("CARGO_PKG_VERSION")),
+        started: entry.started.clone(),
+        finished: super::super::now_rfc3339(),
+        requested_by: entry.requested_by.clone(),
+    };
+    events.info(format!(
+        "encrypted {} bytes into {} bytes ({}, AES-256-GCM); it opens with {}",
+        manifest.plaintext_size,
+        manifest.backup_size,
+        manifest.compression,
+        header.opens_with()
+    ));
+    check_read_back(&read_back, &manifest, &staged_name)?;
+    events.info(
+        "staged copy read back and verified: every chunk authenticated (so its bytes and their SHA-256 are as written), length as written",
+    );
+    Ok(manifest)
+}
+
+/// What the snapshot and the stream writer produced.
+struct Written {
+    summary: StoreSummary,
+    plaintext_size: u64,
+    plaintext_sha256: String,
+    backup_size: u64,
+    backup_sha256: String,
+}
+
+/// Streams the store's snapshot through `writer` into the staged file and finishes it
+/// (fsynced).
+fn write_snapshot(
+    store: &SecureStore,
+    mut writer: PayloadWriter<CountingWriter<WriteBehindFile<Sha256Inspector>>>,
+    staged_path: &Path,
+    scratch: &Path,
+    events: &EventSink,
+) -> Result<Written, BackupError> {
+    let staged_name = staged_path.display().to_string();
+    let mut plain =
+        BackgroundHashingWriter::new(&mut writer).map_err(BackupError::io(staged_path))?;
+    // `scratch` is used only by a store home that cannot stream its snapshot (SQL Server).
     let taken = store
-        .snapshot_into(&mut plain, &scratch)
+        .snapshot_into(&mut plain, scratch)
         .map_err(|e| match e {
             SnapshotError::Store(e) => BackupError::from(e),
-            SnapshotError::Write(e) => BackupError::io(&staged_path)(e),
+            SnapshotError::Write(e) => BackupError::io(staged_path)(e),
         })?;
     for retry in &taken.method.retries {
         events.warn(format!("snapshot retried: {retry}"));
@@ -156,53 +239,26 @@ fn stage(
         summary.credential_sets
     ));
     let (_, plaintext_size, plaintext_sha256) =
-        plain.finish().map_err(BackupError::io(&staged_path))?;
-    let (file, backup_size) = writer.finish().map_err(stream_err)?.finish();
-    let (_, file_hash) = file.finish().map_err(BackupError::io(&staged_path))?;
-    fsutil::sync_dir(dir).map_err(BackupError::io(dir))?;
-
-    let manifest = Manifest {
-        manifest_version: MANIFEST_VERSION,
-        backup_id: entry.id.clone(),
-        item: entry.item.clone(),
-        method: "full".into(),
-        store_id: summary.store_id.clone(),
-        master_key_id: summary.master_key.key_id.clone(),
-        master_key_generation: summary.master_key.generation,
-        applications: summary.applications,
-        credential_sets: summary.credential_sets,
-        backup_file: BACKUP_FILE.into(),
-        backup_size,
-        backup_sha256: file_hash.hex(),
+        plain.finish().map_err(BackupError::io(staged_path))?;
+    let (file, backup_size) = writer
+        .finish()
+        .map_err(stream_error(&staged_name))?
+        .finish();
+    let (_, file_hash) = file.finish().map_err(BackupError::io(staged_path))?;
+    Ok(Written {
+        summary,
         plaintext_size,
         plaintext_sha256,
-        compression: compression_name(options.compression).into(),
-        format_version: FORMAT_VERSION,
-        chunk_size: options.chunk_size,
-        kdf: header.passphrase_kdf(),
-        key_slots: header.slots().iter().map(ToString::to_string).collect(),
-        tool_version: format!("sstore {}", env!("CARGO_PKG_VERSION")),
-        started: entry.started.clone(),
-        finished: super::super::now_rfc3339(),
-        requested_by: entry.requested_by.clone(),
-    };
-    events.info(format!(
-        "encrypted {plaintext_size} bytes into {backup_size} bytes ({}, AES-256-GCM); it opens with {}",
-        manifest.compression,
-        header.opens_with()
-    ));
+        backup_size,
+        backup_sha256: file_hash.hex(),
+    })
+}
 
-    let staged = ReadAheadFile::open(&staged_path).map_err(BackupError::io(&staged_path))?;
-    authenticate_stream(
-        staged,
-        &staged_path.display().to_string(),
-        &manifest,
-        Keys::read_back(&read_back),
-    )?;
-    events.info(
-        "staged copy read back and verified: every chunk authenticated (so its bytes and their SHA-256 are as written), length as written",
-    );
-    Ok(manifest)
+fn stream_error(file: &str) -> impl Fn(FormatError) -> BackupError + '_ {
+    move |source| BackupError::Stream {
+        file: file.to_owned(),
+        source,
+    }
 }
 
 fn compression_name(compression: Compression) -> &'static str {
