@@ -6,7 +6,12 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::mpsc;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc as async_mpsc;
 
 use crate::WriteProgress;
 use crate::direct::{self, AlignedBuffer};
@@ -15,12 +20,13 @@ const BUFFER_SIZE: usize = 4 * 1024 * 1024;
 /// One being read into, one waiting for the reader, one being read from.
 const BUFFERS: usize = 3;
 
-/// Reads a whole file in order; memory is bounded by `BUFFERS × BUFFER_SIZE`.
+/// Reads a whole file in order, as a blocking [`Read`] or an [`AsyncRead`]; memory is bounded
+/// by `BUFFERS × BUFFER_SIZE`.
 pub struct ReadAheadFile {
     current: Option<AlignedBuffer>,
     pos: usize,
     ended: bool,
-    full: mpsc::Receiver<io::Result<AlignedBuffer>>,
+    full: async_mpsc::Receiver<io::Result<AlignedBuffer>>,
     empty: mpsc::SyncSender<AlignedBuffer>,
 }
 
@@ -40,7 +46,7 @@ impl ReadAheadFile {
             direct: direct::enable(&direct_file).then_some(direct_file),
             cached: File::open(path)?,
         };
-        let (full_tx, full_rx) = mpsc::sync_channel(BUFFERS);
+        let (full_tx, full_rx) = async_mpsc::channel(BUFFERS);
         let (empty_tx, empty_rx) = mpsc::sync_channel(BUFFERS);
         for _ in 0..BUFFERS {
             let _ = empty_tx.send(AlignedBuffer::new(BUFFER_SIZE));
@@ -72,7 +78,7 @@ fn read_blocks(
     files: &Files,
     progress: &WriteProgress,
     empty: mpsc::Receiver<AlignedBuffer>,
-    full: mpsc::SyncSender<io::Result<AlignedBuffer>>,
+    full: async_mpsc::Sender<io::Result<AlignedBuffer>>,
 ) {
     let mut offset = 0u64;
     for mut buf in empty {
@@ -80,7 +86,7 @@ fn read_blocks(
             .wait_for(offset + BUFFER_SIZE as u64)
             .and_then(|()| read_block(files, offset, &mut buf));
         let end = result.is_err() || !buf.is_full();
-        if full.send(result.map(|()| buf)).is_err() || end {
+        if full.blocking_send(result.map(|()| buf)).is_err() || end {
             return;
         }
         offset += BUFFER_SIZE as u64;
@@ -113,35 +119,82 @@ fn read_block(files: &Files, offset: u64, buf: &mut AlignedBuffer) -> io::Result
     Ok(())
 }
 
+impl ReadAheadFile {
+    /// The unread rest of the current buffer (empty when there is none).
+    fn unread(&self) -> &[u8] {
+        self.current
+            .as_ref()
+            .map_or(&[][..], |buf| &buf.filled()[self.pos..])
+    }
+
+    /// Hands a used-up buffer back to the thread; one it did not fill was the file's last.
+    fn recycle(&mut self) {
+        if let Some(mut used) = self.current.take() {
+            self.ended = !used.is_full();
+            used.clear();
+            // The thread may be done; that is fine.
+            let _ = self.empty.try_send(used);
+        }
+    }
+
+    /// Takes the thread's next buffer; `false` at the end of the file.
+    fn accept(&mut self, received: Option<io::Result<AlignedBuffer>>) -> io::Result<bool> {
+        match received {
+            Some(Ok(buf)) => {
+                self.current = Some(buf);
+                self.pos = 0;
+                Ok(true)
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(false),
+        }
+    }
+}
+
 impl Read for ReadAheadFile {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(buf) = &self.current {
-                let rest = &buf.filled()[self.pos..];
-                if !rest.is_empty() {
-                    let n = rest.len().min(out.len());
-                    out[..n].copy_from_slice(&rest[..n]);
-                    self.pos += n;
-                    return Ok(n);
-                }
+            let rest = self.unread();
+            if !rest.is_empty() {
+                let n = rest.len().min(out.len());
+                out[..n].copy_from_slice(&rest[..n]);
+                self.pos += n;
+                return Ok(n);
             }
-            if let Some(mut used) = self.current.take() {
-                // A buffer the thread did not fill was the file's last.
-                self.ended = !used.is_full();
-                used.clear();
-                // The thread may be done; that is fine.
-                let _ = self.empty.try_send(used);
-            }
+            self.recycle();
             if self.ended || out.is_empty() {
                 return Ok(0);
             }
-            match self.full.recv() {
-                Ok(Ok(buf)) => {
-                    self.current = Some(buf);
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            let received = self.full.blocking_recv();
+            if !self.accept(received)? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+impl AsyncRead for ReadAheadFile {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let rest = this.unread();
+            if !rest.is_empty() {
+                let n = rest.len().min(out.remaining());
+                out.put_slice(&rest[..n]);
+                this.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            this.recycle();
+            if this.ended || out.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let received = ready!(this.full.poll_recv(cx));
+            if !this.accept(received)? {
+                return Poll::Ready(Ok(()));
             }
         }
     }
@@ -213,6 +266,23 @@ mod tests {
         drop(w);
         let mut read = Vec::new();
         assert!(follower.read_to_end(&mut read).is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_asynchronously_too() {
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        let data: Vec<u8> = (0..(2 * BUFFER_SIZE + 777))
+            .map(|i| (i % 247) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut read = Vec::new();
+        let mut file = ReadAheadFile::open(&path).unwrap();
+        AsyncReadExt::read_to_end(&mut file, &mut read)
+            .await
+            .unwrap();
+        assert!(read == data);
     }
 
     #[test]
