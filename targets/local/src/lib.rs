@@ -63,6 +63,10 @@ fn open_local(request: &OpenRequest) -> Result<Arc<dyn Target>, TargetError> {
 /// Marks temporary files so listings skip them.
 const TEMP_SUFFIX: &str = ".sstore-part";
 
+/// Objects at least this large are read by [`fsutil::ReadAheadFile`]; smaller ones (manifests,
+/// histories, logs) through a plain buffered reader.
+const READ_AHEAD_FROM: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct LocalTarget {
     root: PathBuf,
@@ -270,10 +274,25 @@ impl Target for LocalTarget {
         let file = tokio::fs::File::open(self.path_of(key))
             .await
             .map_err(|e| self.lookup_err(key, e))?;
-        Ok(Box::new(tokio::io::BufReader::with_capacity(
-            1024 * 1024,
-            file,
-        )))
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.err(Some(key), e))?
+            .len();
+        if size < READ_AHEAD_FROM {
+            return Ok(Box::new(tokio::io::BufReader::with_capacity(
+                1024 * 1024,
+                file,
+            )));
+        }
+        // A backup file is read once, start to end: a thread ahead, past the page cache where
+        // the filesystem allows it (it was written that way too).
+        let path = self.path_of(key);
+        let reader = tokio::task::spawn_blocking(move || fsutil::ReadAheadFile::open(&path))
+            .await
+            .map_err(|e| self.err(Some(key), io::Error::other(e)))?
+            .map_err(|e| self.lookup_err(key, e))?;
+        Ok(Box::new(reader))
     }
 
     async fn get_range(
