@@ -242,6 +242,57 @@ fn a_streamed_snapshot_is_the_store_file_page_for_page() {
 }
 
 #[test]
+fn a_writer_during_a_streamed_snapshot_waits_so_its_counts_and_pages_agree() {
+    /// Collects the pages; on the first one, starts a writer adding a set and gives it time
+    /// to try (the counts are taken on a second connection meanwhile).
+    struct Sink {
+        path: std::path::PathBuf,
+        writer: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
+        out: Vec<u8>,
+    }
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.writer.is_none() {
+                let path = self.path.clone();
+                self.writer = Some(std::thread::spawn(move || {
+                    SecureStore::open(&path)?.unlock(&pass())?.set_credentials(
+                        &CredentialSet::new("crm", "carol")
+                            .with("Windows User Name", "carol")
+                            .with("Windows Password", "pw"),
+                    )
+                }));
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            self.out.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(&dir);
+    let mut sink = Sink {
+        path: store.path().unwrap().to_owned(),
+        writer: None,
+        out: Vec::new(),
+    };
+    let taken = store
+        .snapshot_into(&mut sink, &dir.path().join("scratch.db"))
+        .unwrap();
+    // The writer got through once the snapshot's transaction ended.
+    sink.writer.take().unwrap().join().unwrap().unwrap();
+    assert_eq!(taken.summary.credential_sets, 2);
+    let copy = dir.path().join("copy.db");
+    std::fs::write(&copy, &sink.out).unwrap();
+    assert_eq!(
+        SecureStore::open(&copy).unwrap().summary().unwrap(),
+        taken.summary
+    );
+    assert_eq!(store.summary().unwrap().credential_sets, 3);
+}
+
+#[test]
 fn a_snapshot_that_cannot_be_written_says_so_and_the_store_stays_writable() {
     struct Full;
     impl std::io::Write for Full {

@@ -147,6 +147,13 @@ impl Home for SqliteHome {
     /// table (built in: `.cargo/config.toml` sets `SQLITE_ENABLE_DBPAGE_VTAB`), so the
     /// payload is never written to disk unencrypted and is compressed while it is read.
     /// Writers wait meanwhile (up to the busy timeout, 10 s), as they wait for any reader.
+    ///
+    /// `within` (the counts, a full scan of the credentials' index) runs at the same time on
+    /// a second read-only connection: with a rollback journal, the shared lock this
+    /// transaction holds from its first read keeps every writer from committing until it
+    /// ends, so a read transaction begun meanwhile sees exactly the same store. In WAL mode
+    /// (never set by sstore), or when that second read cannot start, `within` runs in this
+    /// transaction after the pages.
     fn stream_snapshot(
         &mut self,
         out: &mut dyn std::io::Write,
@@ -163,32 +170,25 @@ impl Home for SqliteHome {
             Err(e) if e.to_string().contains("no such table") => return Ok(None),
             Err(e) => return Err(store_error(e).into()),
         };
-        within(&mut SqliteRows(&tx)).map_err(|e| e.with_path(&path))?;
+        // The first read: from here on this transaction holds the store's shared lock.
         let page_count: u64 = tx
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .map_err(store_error)?;
-        let mut rows = pages.query([]).map_err(store_error)?;
-        let mut next = 1u64;
-        while let Some(row) = rows.next().map_err(store_error)? {
-            let pgno: u64 = row.get(0).map_err(store_error)?;
-            let data = row
-                .get_ref(1)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(store_error)?;
-            if pgno != next {
-                return Err(not_whole(
-                    &path,
-                    format!("page {pgno} came where page {next} was due"),
-                ));
-            }
-            out.write_all(data).map_err(SnapshotError::Write)?;
-            next += 1;
-        }
-        if next - 1 != page_count {
-            return Err(not_whole(
-                &path,
-                format!("{} of its {page_count} pages were read", next - 1),
-            ));
+        let journal: String = tx
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(store_error)?;
+        let (streamed, counted) = if journal.eq_ignore_ascii_case("wal") {
+            (stream_pages(&mut pages, page_count, out, &path), None)
+        } else {
+            std::thread::scope(|scope| {
+                let counter = scope.spawn(|| count_in_second_read(&path, &mut *within));
+                let streamed = stream_pages(&mut pages, page_count, out, &path);
+                (streamed, Some(counter.join()))
+            })
+        };
+        streamed?;
+        if !matches!(counted, Some(Ok(Ok(())))) {
+            within(&mut SqliteRows(&tx)).map_err(|e| e.with_path(&path))?;
         }
         Ok(Some(SnapshotMethod {
             consistency: "one SQLite read transaction".into(),
@@ -494,6 +494,51 @@ pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>>
 }
 
 /// A snapshot that did not read the whole file (which SQLite should never allow).
+/// Writes every page the statement `pages` (over `sqlite_dbpage`) yields into `out`, checking
+/// they come in order and number `page_count`.
+fn stream_pages(
+    pages: &mut rusqlite::Statement<'_>,
+    page_count: u64,
+    out: &mut dyn std::io::Write,
+    path: &Path,
+) -> Result<(), SnapshotError> {
+    let store_error = |e: rusqlite::Error| StoreError::from(e).with_path(path);
+    let mut rows = pages.query([]).map_err(store_error)?;
+    let mut next = 1u64;
+    while let Some(row) = rows.next().map_err(store_error)? {
+        let pgno: u64 = row.get(0).map_err(store_error)?;
+        let data = row
+            .get_ref(1)
+            .and_then(|v| v.as_blob().map_err(Into::into))
+            .map_err(store_error)?;
+        if pgno != next {
+            return Err(not_whole(
+                path,
+                format!("page {pgno} came where page {next} was due"),
+            ));
+        }
+        out.write_all(data).map_err(SnapshotError::Write)?;
+        next += 1;
+    }
+    if next - 1 != page_count {
+        return Err(not_whole(
+            path,
+            format!("{} of its {page_count} pages were read", next - 1),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `work` in a read transaction of a new read-only connection to the store at `path`.
+fn count_in_second_read(path: &Path, work: Work<'_>) -> Result<(), StoreError> {
+    let mut conn =
+        open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.with_path(path))?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+        .map_err(|e| StoreError::from(e).with_path(path))?;
+    work(&mut SqliteRows(&tx)).map_err(|e| e.with_path(path))
+}
+
 fn not_whole(path: &Path, reason: String) -> SnapshotError {
     StoreError::NotAStore {
         path: Some(path.to_owned()),
