@@ -130,7 +130,7 @@ pub(crate) async fn fetch_and_check(
         // The passphrase's key derivation runs beside SQLite's check of the copy.
         std::thread::scope(|scope| {
             let opens = store_passphrase.map(|p| scope.spawn(|| passphrase_opens(&dest, p)));
-            check_store_copy(&dest, &manifest).map_err(|reason| {
+            check_store_copy(&dest, &manifest, opens.is_none()).map_err(|reason| {
                 BackupError::RestoredCopyInvalid {
                     id: manifest.backup_id.clone(),
                     reason,
