@@ -447,6 +447,14 @@ impl Browser {
         self.css("h1").text()
     }
 
+    /// Waits until the page's heading is `expected`: a click that submits a form or follows a
+    /// link returns before the next page is there, so one read could see the old page or none.
+    fn expect_heading(&self, expected: &str) {
+        self.wait_until(&format!("the heading {expected:?}"), |b| {
+            b.heading() == expected
+        });
+    }
+
     fn page_text(&self) -> String {
         self.all("css selector", "body")
             .first()
@@ -594,7 +602,7 @@ fn sign_in_with_the_form_and_a_wrong_password_is_refused() {
     // The root URL leads to the login page when nobody is signed in.
     browser.goto(&service.url("/"));
     browser.wait_until("the login page", |b| b.url().ends_with("/login"));
-    assert_eq!(browser.heading(), "Sign in");
+    browser.expect_heading("Sign in");
     browser.field("User name").type_text("otto");
     browser.field("Password").type_text("Not-The-Password-9");
     browser.button("Sign in").click();
@@ -614,7 +622,7 @@ fn sign_in_with_the_form_and_a_wrong_password_is_refused() {
     browser.button("Sign in").click();
     browser.wait_until("the schedules page", |b| b.url().ends_with("/schedules"));
     browser.link("Home").click();
-    assert_eq!(browser.heading(), "Central Administration");
+    browser.expect_heading("Central Administration");
     // The operator's name and role on every page, and the Backup and Restore section.
     assert_eq!(browser.css("[data-operator]").text(), "otto");
     assert_eq!(browser.css("[data-role]").text(), "operator");
@@ -662,10 +670,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     ));
     browser.sign_in(&service, "otto", OPERATOR_PASSWORD);
     browser.link("Perform a backup").click();
-    assert_eq!(
-        browser.heading(),
-        "Perform a Backup - Step 1 of 2: Select Component to Back Up"
-    );
+    browser.expect_heading("Perform a Backup - Step 1 of 2: Select Component to Back Up");
     let tree = browser.css(".tree").text();
     assert!(tree.contains("SecureStore"), "{tree}");
     assert!(tree.contains("generation 1"), "{tree}");
@@ -675,10 +680,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
     );
     browser.screenshot("step-1");
     browser.button("Next").click();
-    assert_eq!(
-        browser.heading(),
-        "Perform a Backup - Step 2 of 2: Select Backup Options"
-    );
+    browser.expect_heading("Perform a Backup - Step 2 of 2: Select Backup Options");
     let backup_type = browser.find(
         "xpath",
         "//fieldset[legend[normalize-space()='Backup Type']]",
@@ -736,7 +738,7 @@ fn the_wizard_backs_up_to_two_targets_with_a_progress_bar_each() {
 
     // The job status page follows the job.
     browser.wait_until("the job's page", |b| b.url().contains("/jobs/"));
-    assert_eq!(browser.heading(), "Backup and Restore Job Status");
+    browser.expect_heading("Backup and Restore Job Status");
     let id = browser
         .css("[data-live-job]")
         .attribute("data-job-id")
@@ -886,7 +888,7 @@ fn restore_as_a_new_store_and_read_it_back_with_cred_get() {
 
     browser.sign_in(&service, "otto", OPERATOR_PASSWORD);
     browser.link("Restore from a backup").click();
-    assert_eq!(browser.heading(), "Restore from a backup");
+    browser.expect_heading("Restore from a backup");
     // The newest successful backup is chosen, with its key generation.
     let choice = browser.css(&format!("input[name='backup_id'][value='{backup_id}']"));
     assert_eq!(choice.property("checked"), true);
