@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 use super::StoreError;
 use super::master_key::MasterKey;
 use super::model::{TargetApp, check_name};
+use crate::crypto::{NONCE_LEN, TAG_LEN};
 
 /// Field values, in the application's field order. Wiped on drop.
 pub type CredentialValues = Vec<(String, Zeroizing<String>)>;
@@ -54,7 +55,7 @@ impl CredentialSet {
 }
 
 /// One stored value: a row of `credentials` in either home.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct SealedValue {
     pub app: String,
     pub principal: String,
@@ -75,12 +76,19 @@ impl std::fmt::Debug for SealedValue {
 }
 
 fn aad(app: &str, principal: &str, field: &str) -> Vec<u8> {
-    let mut out = b"sstore credential v1\0".to_vec();
+    let mut out = Vec::new();
+    aad_into(&mut out, app, principal, field);
+    out
+}
+
+/// The associated data of a row, written over `out`.
+fn aad_into(out: &mut Vec<u8>, app: &str, principal: &str, field: &str) {
+    out.clear();
+    out.extend_from_slice(b"sstore credential v1\0");
     for part in [app, principal, field] {
         out.extend_from_slice(&(part.len() as u32).to_be_bytes());
         out.extend_from_slice(part.as_bytes());
     }
-    out
 }
 
 /// Encrypts `value` for its row under `key`, with a fresh nonce.
@@ -119,6 +127,45 @@ pub(crate) fn open(key: &MasterKey, value: &SealedValue) -> Result<Zeroizing<Vec
             &value.sealed,
         )
         .map_err(|_| tampered())
+}
+
+/// Re-encrypts a stored value from `old` to `new` with a fresh nonce, in its own buffer: the
+/// plaintext exists only in `value.sealed` between the two steps and is encrypted over, and no
+/// memory is allocated (`aad` is a scratch buffer the caller keeps). A value that does not
+/// authenticate under `old` is tampering and is left as it was.
+pub(crate) fn reseal(
+    old: &MasterKey,
+    new: &MasterKey,
+    value: &mut SealedValue,
+    aad: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let tampered = |value: &SealedValue| StoreError::Tampered {
+        app: value.app.clone(),
+        principal: value.principal.clone(),
+        field: value.field.clone(),
+    };
+    let (Ok(nonce), Some(split)) = (
+        <[u8; NONCE_LEN]>::try_from(value.nonce.as_slice()),
+        value.sealed.len().checked_sub(TAG_LEN),
+    ) else {
+        return Err(tampered(value));
+    };
+    aad_into(aad, &value.app, &value.principal, &value.field);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&value.sealed[split..]);
+    // Checks the tag before it decrypts: on failure the buffer still holds the ciphertext.
+    let body = &mut value.sealed[..split];
+    if old.cipher().open_in_place(&nonce, aad, body, &tag).is_err() {
+        return Err(tampered(value));
+    }
+    let fresh = crate::random::nonce();
+    let tag = new
+        .cipher()
+        .seal_in_place(&fresh, aad, &mut value.sealed[..split]);
+    value.sealed[split..].copy_from_slice(&tag);
+    value.nonce.clear();
+    value.nonce.extend_from_slice(&fresh);
+    Ok(())
 }
 
 /// Decrypts a stored value into text.

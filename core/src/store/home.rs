@@ -43,8 +43,9 @@ pub(crate) trait Rows {
     fn clear(&mut self) -> Result<(), StoreError>;
 }
 
-/// Re-encrypts one stored value in place.
-pub(crate) type Reseal<'a> = &'a mut dyn FnMut(&mut SealedValue) -> Result<(), StoreError>;
+/// Re-encrypts stored values in place. `Sync`, so a home may run it on another thread while
+/// it reads and writes rows.
+pub(crate) type Reseal<'a> = &'a (dyn Fn(&mut [SealedValue]) -> Result<(), StoreError> + Sync);
 
 /// One unit of work over a home's rows.
 pub(crate) type Work<'a> = &'a mut (dyn FnMut(&mut dyn Rows) -> Result<(), StoreError> + Send);

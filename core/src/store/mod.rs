@@ -492,13 +492,11 @@ impl UnlockedStore {
         let new_key = MasterKey::generate();
         let (old_key, store_id) = (&self.key, &self.store_id);
         let info = self.store.write(|rows| {
-            rows.reseal_all(&mut |value| {
-                let plain = credentials::open(old_key, value)?;
-                let resealed =
-                    credentials::seal(&new_key, &value.app, &value.principal, &value.field, &plain);
-                value.nonce = resealed.nonce;
-                value.sealed = resealed.sealed;
-                Ok(())
+            rows.reseal_all(&|values| {
+                let mut aad = Vec::new();
+                values
+                    .iter_mut()
+                    .try_for_each(|value| credentials::reseal(old_key, &new_key, value, &mut aad))
             })?;
             let generation = rows.master_key()?.info.generation + 1;
             let row = new_key.wrap(store_id, new_passphrase, kdf, generation)?;

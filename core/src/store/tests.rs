@@ -127,6 +127,90 @@ fn changing_the_master_key_reencrypts_everything() {
     ));
 }
 
+/// A store with `count` more sets in `crm` than [`new_store`] has, two values each: enough
+/// for several of the re-encryption's pages.
+fn store_with_sets(dir: &tempfile::TempDir, count: usize) -> UnlockedStore {
+    let mut store = new_store(dir);
+    let sets: Vec<CredentialSet> = (0..count)
+        .map(|i| {
+            CredentialSet::new("crm", format!("user{i:05}"))
+                .with("Windows User Name", format!("name-{i}"))
+                .with("Windows Password", format!("pw-{i}"))
+        })
+        .collect();
+    store.set_many(&sets).unwrap();
+    store
+}
+
+#[test]
+fn changing_the_master_key_reencrypts_every_page_of_a_large_store() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5,000 sets: 10,004 values, two full pages of 4,096 and a partial third.
+    let mut store = store_with_sets(&dir, 5_000);
+    let before = sealed_values(&store);
+    let new_pass = Passphrase::new("Brand-New-Pass-9");
+    store
+        .change_master_key(&new_pass, KdfParams::MINIMUM)
+        .unwrap();
+    let after = sealed_values(&store);
+    assert_eq!(before.len(), 10_004);
+    assert_eq!(after.len(), before.len());
+    let unchanged = before.iter().zip(&after).filter(|(a, b)| a == b).count();
+    assert_eq!(unchanged, 0, "every value must be re-encrypted");
+    let path = store.path().unwrap().to_owned();
+    drop(store);
+    let store = SecureStore::open(&path).unwrap().unlock(&new_pass).unwrap();
+    // Each set decrypts under the new key, on every page and across the page boundaries.
+    for i in 0..5_000 {
+        let set = store.credentials("crm", &format!("user{i:05}")).unwrap();
+        assert_eq!(
+            set.value("Windows Password"),
+            Some(format!("pw-{i}").as_str())
+        );
+        assert_eq!(
+            set.value("Windows User Name"),
+            Some(format!("name-{i}").as_str())
+        );
+    }
+}
+
+#[test]
+fn a_tampered_value_on_a_later_page_stops_the_key_change_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = store_with_sets(&dir, 5_000);
+    // A value on the third page no longer authenticates.
+    raw(&store)
+        .execute(
+            "UPDATE credentials SET value = zeroblob(length(value))
+             WHERE principal = 'user04500' AND field = 'Windows Password'",
+            [],
+        )
+        .unwrap();
+    let before = sealed_values(&store);
+    let old_info = store.master_key_info().unwrap();
+    let err = store
+        .change_master_key(&Passphrase::new("Brand-New-Pass-9"), KdfParams::MINIMUM)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Tampered { ref principal, ref field, .. }
+            if principal == "user04500" && field == "Windows Password"),
+        "{err}"
+    );
+    // The transaction rolled back: the pages already re-encrypted are on the old key again.
+    assert_eq!(sealed_values(&store), before);
+    assert_eq!(store.master_key_info().unwrap(), old_info);
+    let path = store.path().unwrap().to_owned();
+    drop(store);
+    let store = SecureStore::open(&path).unwrap().unlock(&pass()).unwrap();
+    assert_eq!(
+        store
+            .credentials("crm", "user00001")
+            .unwrap()
+            .value("Windows Password"),
+        Some("pw-1")
+    );
+}
+
 #[test]
 fn sets_must_be_complete_and_group_apps_have_one_set() {
     let dir = tempfile::tempdir().unwrap();

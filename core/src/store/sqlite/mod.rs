@@ -1,6 +1,7 @@
 //! The SQLite home: the store in one owner-only SQLite file (the default). Its file format is
 //! also the backup payload of both homes (docs/FORMAT.md section 10).
 
+mod reseal;
 pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
@@ -408,42 +409,9 @@ impl Rows for SqliteRows<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A page of values at a time, by rowid, each updated by its rowid: memory stays flat
-    /// whatever the store's size (the whole pass is still one transaction).
+    /// A page of values at a time, re-encrypted on a second thread (see [`reseal`]).
     fn reseal_all(&mut self, reseal: Reseal<'_>) -> Result<(), StoreError> {
-        const PAGE: i64 = 4096;
-        // An 8 MiB page cache (negative: KiB) instead of the default 2 MiB: dirty pages spill
-        // to the file, each spill after a journal sync, far less often (on a 1M-set store the
-        // pass took 6.1 s instead of 8.5 s; 32 MiB was no faster).
-        self.0.pragma_update(None, "cache_size", -8 * 1024)?;
-        let mut select = self.0.prepare_cached(
-            "SELECT rowid, app, principal, field, nonce, value FROM credentials
-             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        )?;
-        let mut update = self
-            .0
-            .prepare_cached("UPDATE credentials SET nonce = ?1, value = ?2 WHERE rowid = ?3")?;
-        let mut after = i64::MIN;
-        // One page buffer for the whole pass: a fresh half-megabyte vector per page went to
-        // and from the allocator's top each time (malloc_consolidate was 4% of the pass).
-        let mut page: Vec<(i64, SealedValue)> = Vec::with_capacity(PAGE as usize);
-        loop {
-            page.clear();
-            let rows = select.query_map(params![after, PAGE], |r| {
-                Ok((r.get::<_, i64>(0)?, sealed_value(r, 1)?))
-            })?;
-            for row in rows {
-                page.push(row?);
-            }
-            let Some((last, _)) = page.last() else {
-                return Ok(());
-            };
-            after = *last;
-            for (rowid, value) in &mut page {
-                reseal(value)?;
-                update.execute(params![value.nonce, value.sealed, *rowid])?;
-            }
-        }
+        reseal::reseal_all(self.0, reseal)
     }
 
     fn counts(&mut self) -> Result<(u64, u64), StoreError> {

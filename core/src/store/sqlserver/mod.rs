@@ -723,9 +723,7 @@ impl Rows for ServerRows<'_> {
     /// SQLite home this holds every value in memory at once.
     fn reseal_all(&mut self, reseal: Reseal<'_>) -> Result<(), StoreError> {
         let mut all = self.all_values()?;
-        for value in &mut all {
-            reseal(value)?;
-        }
+        reseal(&mut all)?;
         self.batch(tsql::DELETE_ALL_VALUES)?;
         self.put_values(&all)
     }
