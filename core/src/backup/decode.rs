@@ -202,39 +202,25 @@ fn check_file_digest(digest: &str, manifest: &Manifest, file: &str) -> Result<()
 }
 
 /// Checks a decrypted store copy: SQLite's quick check, and the store id, Master Key and counts the
-/// manifest recorded. With `side_by_side` the counts are read on a second connection while the
-/// quick check runs (the copy does not change): faster, for a few MiB more memory, which a
-/// restore that also derives the store passphrase's key (64 MiB) leaves out.
-pub(crate) fn check_store_copy(
-    path: &Path,
-    manifest: &Manifest,
-    side_by_side: bool,
-) -> Result<StoreSummary, String> {
+/// manifest recorded. The counts are read on a second connection while the quick check runs
+/// (the copy does not change).
+pub(crate) fn check_store_copy(path: &Path, manifest: &Manifest) -> Result<StoreSummary, String> {
     let copy = SecureStore::open_read_only(path).map_err(|e| e.to_string())?;
     let count = || {
         SecureStore::open_read_only(path)
             .and_then(|second| second.summary())
             .map_err(|e| e.to_string())
     };
-    let quick_check = || -> Result<(), String> {
+    let summary = std::thread::scope(|scope| {
+        let counting = scope.spawn(count);
         let problems = copy.integrity_problems().map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             return Err(format!("SQLite quick check: {}", problems.join("; ")));
         }
-        Ok(())
-    };
-    let summary = if side_by_side {
-        std::thread::scope(|scope| {
-            let counting = scope.spawn(count);
-            quick_check()?;
-            counting.join().map_err(|_| {
-                "counting the copy's credential sets stopped unexpectedly".to_owned()
-            })?
-        })?
-    } else {
-        quick_check()?;
-        copy.summary().map_err(|e| e.to_string())?
-    };
+        counting
+            .join()
+            .map_err(|_| "counting the copy's credential sets stopped unexpectedly".to_owned())?
+    })?;
     let expected = (
         &manifest.store_id,
         &manifest.master_key_id,

@@ -127,25 +127,16 @@ pub(crate) async fn fetch_and_check(
             });
         }
         out.inner.finish().map_err(BackupError::io(&dest))?;
-        // The passphrase's key derivation runs beside SQLite's check of the copy.
-        std::thread::scope(|scope| {
-            let opens = store_passphrase.map(|p| scope.spawn(|| passphrase_opens(&dest, p)));
-            check_store_copy(&dest, &manifest, opens.is_none()).map_err(|reason| {
-                BackupError::RestoredCopyInvalid {
-                    id: manifest.backup_id.clone(),
-                    reason,
-                }
-            })?;
-            opens
-                .map(|handle| {
-                    handle.join().map_err(|_| {
-                        BackupError::Task(
-                            "checking the store passphrase stopped unexpectedly".into(),
-                        )
-                    })?
-                })
-                .transpose()
-        })
+        check_store_copy(&dest, &manifest).map_err(|reason| BackupError::RestoredCopyInvalid {
+            id: manifest.backup_id.clone(),
+            reason,
+        })?;
+        // After the checks, not beside them: their two connections and the key derivation's
+        // 64 MiB at once would pass the memory budget, and the counts take longer than the
+        // derivation from a few hundred thousand sets on.
+        store_passphrase
+            .map(|passphrase| passphrase_opens(&dest, passphrase))
+            .transpose()
     })
     .await
     .map_err(|e| BackupError::Task(format!("decrypting the backup stopped unexpectedly: {e}")))?
