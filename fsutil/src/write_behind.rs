@@ -28,8 +28,8 @@ pub enum Durability {
     /// [`WriteBehindFile::finish`]. For a large file written once and read back once: a
     /// staged backup.
     Direct,
-    /// Through the page cache, flushed as it is written (the thread syncs the file's data
-    /// every [`SYNC_EVERY`] bytes, so the disk works while the producer computes) and fsynced
+    /// Through the page cache, flushed as it is written (a second thread syncs the file's data
+    /// every [`SYNC_EVERY`] bytes, so the disk works while the writer goes on) and fsynced
     /// by [`WriteBehindFile::finish`], which then has little left to wait for. For a file that
     /// is read right after (a restored store).
     Durable,
@@ -248,25 +248,83 @@ fn write_buffers<I: Inspect>(
     progress: &WriteProgress,
 ) -> io::Result<()> {
     let mut direct = durability == Durability::Direct && direct::enable(file);
+    let syncer = match durability {
+        Durability::Durable => Some(Syncer::start(file.try_clone()?)?),
+        Durability::Direct | Durability::Scratch => None,
+    };
     let mut unsynced = 0u64;
-    for mut buf in full {
-        inspect.inspect(buf.filled());
-        if direct {
-            direct = write_direct(file, buf.filled(), buf.is_aligned())?;
-        } else {
-            file.write_all(buf.filled())?;
+    let written = (|| {
+        for mut buf in full {
+            inspect.inspect(buf.filled());
+            if direct {
+                direct = write_direct(file, buf.filled(), buf.is_aligned())?;
+            } else {
+                file.write_all(buf.filled())?;
+            }
+            progress.advance(buf.len() as u64);
+            unsynced += buf.len() as u64;
+            if let Some(syncer) = &syncer
+                && unsynced >= SYNC_EVERY
+            {
+                syncer.sync()?;
+                unsynced = 0;
+            }
+            buf.clear();
+            // The producer may already be gone (finishing); that is fine.
+            let _ = empty.send(buf);
         }
-        progress.advance(buf.len() as u64);
-        unsynced += buf.len() as u64;
-        if durability == Durability::Durable && unsynced >= SYNC_EVERY {
-            file.sync_data()?;
-            unsynced = 0;
-        }
-        buf.clear();
-        // The producer may already be gone (finishing); that is fine.
-        let _ = empty.send(buf);
+        Ok(())
+    })();
+    // A sync's failure counts even when the writes went on: the file's descriptor reports a
+    // writeback error once, so the final fsync may no longer see it.
+    // The sync's own error first: a write stopped by it only says that it was.
+    syncer.map_or(Ok(()), Syncer::finish).and(written)
+}
+
+/// Flushes a durable file's data on a thread of its own while the writer goes on: the disk
+/// writes what is written so far, and the writer never waits for it. A request while a sync
+/// runs is folded into the next one.
+struct Syncer {
+    requests: Option<mpsc::SyncSender<()>>,
+    worker: JoinHandle<io::Result<()>>,
+}
+
+impl Syncer {
+    fn start(file: File) -> io::Result<Self> {
+        let (requests, pending) = mpsc::sync_channel::<()>(1);
+        let worker = std::thread::Builder::new()
+            .name("sstore-sync".into())
+            .spawn(move || {
+                for () in pending {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(Self {
+            requests: Some(requests),
+            worker,
+        })
     }
-    Ok(())
+
+    /// Asks for a sync; fails if an earlier one failed.
+    fn sync(&self) -> io::Result<()> {
+        match self.requests.as_ref().map(|r| r.try_send(())) {
+            Some(Ok(())) | Some(Err(mpsc::TrySendError::Full(()))) => Ok(()),
+            // The thread stopped: a sync failed (its error comes from `finish`).
+            Some(Err(mpsc::TrySendError::Disconnected(()))) | None => {
+                Err(io::Error::other("flushing the file to disk failed"))
+            }
+        }
+    }
+
+    /// Waits for the syncs asked for; the first failure, if any.
+    fn finish(mut self) -> io::Result<()> {
+        self.requests = None;
+        match self.worker.join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the file's sync thread panicked")),
+        }
+    }
 }
 
 /// Writes `bytes` with direct I/O: its whole blocks directly, a last partial block through the
@@ -344,7 +402,8 @@ mod tests {
     #[test]
     fn write_behind_writes_everything_in_order_whatever_the_durability() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..(3 * BUFFER_SIZE + 12345))
+        // Past two of a durable file's syncs, which run while the writes go on.
+        let data: Vec<u8> = (0..(2 * SYNC_EVERY as usize + 12345))
             .map(|i| (i % 251) as u8)
             .collect();
         for (i, durability) in [Durability::Direct, Durability::Durable, Durability::Scratch]
