@@ -12,17 +12,46 @@ use std::io;
 pub(crate) const ALIGN: usize = 4096;
 
 /// A fixed-size byte buffer whose bytes start at an [`ALIGN`]ed address, filled from the front.
-/// Its heap block never moves, so the alignment holds when the buffer is sent between threads.
+///
+/// Its memory is an anonymous mapping of its own (page-aligned, so direct I/O can use it), which
+/// goes back to the system when the buffer is dropped. Buffers of a few MiB taken from the heap
+/// stay with the allocator after they are freed (glibc raises its mmap threshold after the first
+/// free): a restore's 16 MiB of such buffers then stayed resident under the key derivation that
+/// follows. Where a mapping fails the buffer comes from the heap, aligned by hand when it can be.
 pub(crate) struct AlignedBuffer {
-    bytes: Vec<u8>,
-    start: usize,
+    block: Block,
     len: usize,
     capacity: usize,
+}
+
+enum Block {
+    Mapped(memmap2::MmapMut),
+    /// A heap block with the bytes from `start`; it never moves, so the alignment holds when
+    /// the buffer is sent between threads.
+    Heap {
+        bytes: Vec<u8>,
+        start: usize,
+    },
 }
 
 impl AlignedBuffer {
     /// A buffer of `capacity` bytes (a multiple of [`ALIGN`]).
     pub(crate) fn new(capacity: usize) -> Self {
+        match (capacity > 0)
+            .then(|| memmap2::MmapMut::map_anon(capacity).ok())
+            .flatten()
+        {
+            Some(map) => Self {
+                block: Block::Mapped(map),
+                len: 0,
+                capacity,
+            },
+            None => Self::on_heap(capacity),
+        }
+    }
+
+    /// A buffer from the heap, where no mapping could be made.
+    fn on_heap(capacity: usize) -> Self {
         let bytes = vec![0u8; capacity + ALIGN];
         // `align_offset` may decline to answer; the buffer then starts at 0 and is simply not
         // aligned, which `is_aligned` reports.
@@ -31,33 +60,47 @@ impl AlignedBuffer {
             _ => 0,
         };
         Self {
-            bytes,
-            start,
+            block: Block::Heap { bytes, start },
             len: 0,
             capacity,
         }
     }
 
+    /// All `capacity` bytes.
+    fn bytes(&self) -> &[u8] {
+        match &self.block {
+            Block::Mapped(map) => &map[..self.capacity],
+            Block::Heap { bytes, start } => &bytes[*start..*start + self.capacity],
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match &mut self.block {
+            Block::Mapped(map) => &mut map[..self.capacity],
+            Block::Heap { bytes, start } => &mut bytes[*start..*start + self.capacity],
+        }
+    }
+
     pub(crate) fn is_aligned(&self) -> bool {
-        self.bytes[self.start..].as_ptr().align_offset(ALIGN) == 0
+        self.bytes().as_ptr().align_offset(ALIGN) == 0
     }
 
     /// Copies as much of `data` as fits; returns how much.
     pub(crate) fn push(&mut self, data: &[u8]) -> usize {
         let take = (self.capacity - self.len).min(data.len());
-        let at = self.start + self.len;
-        self.bytes[at..at + take].copy_from_slice(&data[..take]);
+        let at = self.len;
+        self.bytes_mut()[at..at + take].copy_from_slice(&data[..take]);
         self.len += take;
         take
     }
 
     pub(crate) fn filled(&self) -> &[u8] {
-        &self.bytes[self.start..self.start + self.len]
+        &self.bytes()[..self.len]
     }
 
     /// The whole buffer to read into; [`AlignedBuffer::set_len`] then says how much was read.
     pub(crate) fn space(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..self.start + self.capacity]
+        self.bytes_mut()
     }
 
     pub(crate) fn set_len(&mut self, len: usize) {
@@ -130,7 +173,15 @@ mod tests {
 
     #[test]
     fn an_aligned_buffer_is_aligned_and_fills_up_to_its_size() {
-        let mut buf = AlignedBuffer::new(2 * ALIGN);
+        let mapped = AlignedBuffer::new(2 * ALIGN);
+        assert!(matches!(mapped.block, Block::Mapped(_)));
+        for mut buf in [mapped, AlignedBuffer::on_heap(2 * ALIGN)] {
+            fills_up(&mut buf);
+        }
+        assert_eq!(AlignedBuffer::new(0).push(b"x"), 0);
+    }
+
+    fn fills_up(buf: &mut AlignedBuffer) {
         assert!(buf.is_aligned());
         assert_eq!(buf.filled().as_ptr().align_offset(ALIGN), 0);
         assert_eq!(buf.push(&[7u8; ALIGN]), ALIGN);
