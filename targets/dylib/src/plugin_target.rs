@@ -286,18 +286,29 @@ impl PluginTarget {
             .await?;
         let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
         let (location, key) = (self.location.clone(), key.clone());
-        tokio::task::spawn_blocking(move || pump(download, sender, &location, &key));
+        // A range's length is known (the caller clamped it to the object's size); a whole
+        // object's length is the decoder's to check against what it expects.
+        let expected = (end != u64::MAX).then(|| end.saturating_sub(start));
+        tokio::task::spawn_blocking(move || pump(download, sender, &location, &key, expected));
         Ok(Box::new(ChannelReader::new(receiver)))
     }
 }
 
-/// Reads a download to its end, sending chunks until the reader goes away.
+/// Reads a download to its end, sending chunks until the reader goes away. With `expected`
+/// (a range), a download that ends short of it or runs past it is an error, never a silently
+/// different range.
 fn pump(
     download: DownloadHandle,
     sender: mpsc::Sender<io::Result<Vec<u8>>>,
     location: &str,
     key: &ObjectKey,
+    expected: Option<u64>,
 ) {
+    let failure = |message: String| {
+        let error = TargetError::new(TargetErrorKind::PluginFailure, location, Some(key), message);
+        let _ = sender.blocking_send(Err(io::Error::other(error)));
+    };
+    let mut received = 0u64;
     loop {
         let mut buf = vec![0u8; CHUNK];
         let mut n = 0usize;
@@ -318,18 +329,24 @@ fn pump(
             // Bytes past the buffer were never written: the plugin is broken, and passing on
             // a clamped chunk would hand its reader bytes that are not the object's.
             Ok(()) if n > CHUNK => {
-                let error = TargetError::new(
-                    TargetErrorKind::PluginFailure,
-                    location,
-                    Some(key),
-                    format!(
-                        "the plugin's get_read reported {n} bytes read into a {CHUNK}-byte buffer"
-                    ),
-                );
-                let _ = sender.blocking_send(Err(io::Error::other(error)));
-                return;
+                return failure(format!(
+                    "the plugin's get_read reported {n} bytes read into a {CHUNK}-byte buffer"
+                ));
+            }
+            Ok(()) if expected.is_some_and(|e| received + n as u64 > e) => {
+                return failure(format!(
+                    "the plugin's download ran past the {}-byte range asked for",
+                    expected.unwrap_or_default()
+                ));
+            }
+            Ok(()) if n == 0 && expected.is_some_and(|e| received != e) => {
+                return failure(format!(
+                    "the plugin's download ended after {received} bytes of a {}-byte range",
+                    expected.unwrap_or_default()
+                ));
             }
             Ok(()) => {
+                received += n as u64;
                 buf.truncate(n);
                 let last = buf.is_empty();
                 Ok(buf)
@@ -479,6 +496,17 @@ impl Target for PluginTarget {
                 }
             })
             .await?;
+        if stat.size != total {
+            return Err(TargetError::new(
+                TargetErrorKind::PluginFailure,
+                &self.location,
+                Some(key),
+                format!(
+                    "the plugin's put_finish reported {} bytes stored; {total} were written",
+                    stat.size
+                ),
+            ));
+        }
         Ok(meta_from_abi(key.clone(), &stat))
     }
 

@@ -85,6 +85,105 @@ unsafe extern "C" fn get_read_too_long(
 
 unsafe extern "C" fn get_close(_: *mut c_void) {}
 
+/// A download whose handle counts its reads.
+unsafe extern "C" fn get_begin_counted(
+    _target: *mut c_void,
+    _key: Str,
+    _start: u64,
+    _end: u64,
+    out: *mut *mut c_void,
+    _err: *mut ErrorOut,
+) -> Status {
+    // SAFETY: the host's slot is valid for the call; `get_close_counted` frees the box.
+    unsafe { *out = Box::into_raw(Box::new(0u64)).cast() };
+    status::OK
+}
+
+/// Two bytes, then the end, whatever the range asked for.
+unsafe extern "C" fn get_read_two_bytes(
+    download: *mut c_void,
+    buf: *mut u8,
+    _cap: usize,
+    out_len: *mut usize,
+    _err: *mut ErrorOut,
+) -> Status {
+    // SAFETY: `download` is the box from `get_begin_counted`, used by one thread; the host's
+    // buffer holds at least two bytes; `out_len` is valid for the call.
+    unsafe {
+        let reads = &mut *download.cast::<u64>();
+        *out_len = if *reads == 0 {
+            buf.write(b'h');
+            buf.add(1).write(b'i');
+            2
+        } else {
+            0
+        };
+        *reads += 1;
+    }
+    status::OK
+}
+
+unsafe extern "C" fn get_close_counted(download: *mut c_void) {
+    // SAFETY: the box from `get_begin_counted`, closed once.
+    drop(unsafe { Box::from_raw(download.cast::<u64>()) });
+}
+
+/// A 10-byte object.
+unsafe extern "C" fn stat_ten_bytes(
+    _: *mut c_void,
+    _: Str,
+    out: *mut Stat,
+    _: *mut ErrorOut,
+) -> Status {
+    // SAFETY: the host's `out` is valid for the call.
+    unsafe {
+        *out = Stat {
+            size: 10,
+            ..Stat::default()
+        }
+    };
+    status::OK
+}
+
+unsafe extern "C" fn put_begin_ok(
+    _target: *mut c_void,
+    _key: Str,
+    _mode: u32,
+    _has_length: u8,
+    _length: u64,
+    out: *mut *mut c_void,
+    _err: *mut ErrorOut,
+) -> Status {
+    // SAFETY: the host's slot is valid for the call.
+    unsafe { *out = handle() };
+    status::OK
+}
+
+unsafe extern "C" fn put_write_ok(
+    _: *mut c_void,
+    _: *const u8,
+    _: usize,
+    _: *mut ErrorOut,
+) -> Status {
+    status::OK
+}
+
+/// Reports one byte stored, whatever was written.
+unsafe extern "C" fn put_finish_one_byte(
+    _: *mut c_void,
+    out: *mut Stat,
+    _: *mut ErrorOut,
+) -> Status {
+    // SAFETY: the host's `out` is valid for the call.
+    unsafe {
+        *out = Stat {
+            size: 1,
+            ..Stat::default()
+        }
+    };
+    status::OK
+}
+
 unsafe extern "C" fn stat(_: *mut c_void, _: Str, _: *mut Stat, _: *mut ErrorOut) -> Status {
     status::NOT_FOUND
 }
@@ -166,11 +265,15 @@ fn from_table(table: PluginTable) -> Result<LoadedPlugin, PluginLoadError> {
 }
 
 fn open_target() -> (tokio::runtime::Runtime, std::sync::Arc<dyn Target>) {
+    open_target_with(table())
+}
+
+fn open_target_with(table: PluginTable) -> (tokio::runtime::Runtime, std::sync::Arc<dyn Target>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("a runtime");
-    let plugin = from_table(table()).expect("the table is accepted");
+    let plugin = from_table(table).expect("the table is accepted");
     assert_eq!(plugin.kind, "valuetest");
     assert_eq!(plugin.schemes, ["valuetest"]);
     let request = OpenRequest::for_url("valuetest://x");
@@ -198,6 +301,71 @@ fn a_read_longer_than_the_buffer_is_an_error() {
     assert!(
         error.to_string().contains("get_read reported"),
         "unexpected error: {error}"
+    );
+}
+
+/// A range read that ends short of the range, or runs past it, is an error: never a range of
+/// other bytes handed on as the one asked for.
+#[test]
+fn a_range_read_of_another_length_is_an_error() {
+    let (runtime, target) = open_target_with(PluginTable {
+        get_begin: get_begin_counted,
+        get_read: get_read_two_bytes,
+        get_close: get_close_counted,
+        stat: stat_ten_bytes,
+        ..table()
+    });
+    let read = |range: std::ops::Range<u64>| {
+        runtime.block_on(async {
+            let mut reader = target
+                .get_range(&key(), range)
+                .await
+                .map_err(std::io::Error::other)?;
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).await.map(|_| out)
+        })
+    };
+    let short = read(0..5).expect_err("two bytes of a five-byte range");
+    assert!(
+        short
+            .to_string()
+            .contains("ended after 2 bytes of a 5-byte range"),
+        "{short}"
+    );
+    let long = read(3..4).expect_err("two bytes of a one-byte range");
+    assert!(
+        long.to_string().contains("ran past the 1-byte range"),
+        "{long}"
+    );
+    assert_eq!(
+        read(8..20).expect("the range ends at the object's end"),
+        b"hi"
+    );
+}
+
+/// An upload the plugin reports stored at another size is an error, not a success.
+#[test]
+fn an_upload_stored_at_another_size_is_an_error() {
+    let (runtime, target) = open_target_with(PluginTable {
+        put_begin: put_begin_ok,
+        put_write: put_write_ok,
+        put_finish: put_finish_one_byte,
+        ..table()
+    });
+    let error = runtime
+        .block_on(sstore_target_api::put_bytes(
+            target.as_ref(),
+            &key(),
+            b"three",
+            sstore_target_api::PutMode::Overwrite,
+        ))
+        .expect_err("a size mismatch fails the put");
+    assert_eq!(error.kind, TargetErrorKind::PluginFailure);
+    assert!(
+        error
+            .message
+            .contains("reported 1 bytes stored; 5 were written"),
+        "{error}"
     );
 }
 
