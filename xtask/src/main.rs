@@ -43,8 +43,8 @@ commands:
                           location, keys, plugin_abi, request) for N seconds each (default 60) on their
                           corpora, with AddressSanitizer unless --sanitizer none
   secret-scan [CARGO TEST ARGS...]
-                          cargo test (default: the workspace) against the servers, then the
-                          secret scan that cargo xtask ci runs after its suite
+                          cargo test --no-fail-fast (default: the workspace) against the
+                          servers, then the secret scan that cargo xtask ci runs after its suite
   demo [--out DIR]        build sstore, create a sample Secure Store, back it up, verify it
   bench [--only stream|job] [--rounds R] [--size-mib N] [--sets N] [--payload-mib M]
                           R rounds (default 3) of, first, the stream: N MiB (default 1024)
@@ -243,6 +243,10 @@ fn secret_scan_only(args: &[String]) -> Result<(), String> {
     tests.arg("test");
     if args.is_empty() {
         tests.args(["--workspace", "--all-targets"]);
+    }
+    // Every test binary runs, so the scan sees everything they wrote even when one fails.
+    if !args.iter().any(|a| a == "--no-fail-fast") {
+        tests.arg("--no-fail-fast");
     }
     tests
         .args(args)
