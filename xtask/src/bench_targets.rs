@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::bench_util;
 use crate::services::{self, Ctx};
 
 pub const USAGE: &str =
@@ -247,7 +248,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                         .envs(case.env.iter().map(|(k, v)| (k, v)));
                     cmd
                 };
-                let mut steps = [
+                let steps = [
                     ours("upload", &staged),
                     case.reference.upload(&staged),
                     ours("download", &downloaded),
@@ -268,7 +269,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<(), String> {
                 for i in order {
                     let _ = std::fs::remove_file(&downloaded);
                     let _ = Command::new("sync").status();
-                    samples[i] = timed(&mut steps[i], options.size_mib)?;
+                    samples[i] = timed(&steps[i], options.size_mib)?;
                     if i >= 2 {
                         same_bytes(&staged, &downloaded)?;
                         let _ = std::fs::remove_file(&downloaded);
@@ -482,48 +483,12 @@ fn cases(ctx: &Ctx, dir: &Path) -> Result<Vec<Case>, String> {
     Ok(cases)
 }
 
-/// Runs `cmd` under GNU time; the rate is the size over the wall time of the whole process.
-fn timed(cmd: &mut Command, size_mib: u64) -> Result<Sample, String> {
-    let program = cmd.get_program().to_owned();
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .args(["-f", "TIME %e %M"])
-        .arg(&program)
-        .args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => timed.env(key, v),
-            None => timed.env_remove(key),
-        };
-    }
-    let out = timed
-        .output()
-        .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {stderr}{}",
-            program.to_string_lossy(),
-            String::from_utf8_lossy(&out.stdout)
-        ));
-    }
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("TIME "))
-        .ok_or("GNU time printed nothing")?;
-    let mut fields = line.split_whitespace().skip(1);
-    let seconds: f64 = fields
-        .next()
-        .and_then(|f| f.parse().ok())
-        .ok_or("bad time")?;
-    let rss_kib: f64 = fields
-        .next()
-        .and_then(|f| f.parse().ok())
-        .ok_or("bad rss")?;
+/// One transfer of `size_mib` MiB under GNU time: its rate and peak RSS.
+fn timed(cmd: &Command, size_mib: u64) -> Result<Sample, String> {
+    let t = bench_util::timed(cmd)?;
     Ok(Sample {
-        mib_per_s: size_mib as f64 / seconds.max(0.001),
-        peak_rss_mib: rss_kib / 1024.0,
+        mib_per_s: size_mib as f64 / t.seconds.max(0.001),
+        peak_rss_mib: t.peak_rss_mib,
     })
 }
 
