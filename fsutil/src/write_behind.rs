@@ -275,9 +275,9 @@ fn write_buffers<I: Inspect>(
         }
         Ok(())
     })();
-    // A sync's failure counts even when the writes went on: the file's descriptor reports a
-    // writeback error once, so the final fsync may no longer see it.
-    // The sync's own error first: a write stopped by it only says that it was.
+    // A sync's failure counts even when the writes went on (the descriptor reports a writeback
+    // error once, so the final fsync may no longer see it), and comes first: a write stopped
+    // by it only says that it was.
     syncer.map_or(Ok(()), Syncer::finish).and(written)
 }
 
