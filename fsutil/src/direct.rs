@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 
 /// The alignment direct I/O gets here: the largest logical block size in common use.
 pub(crate) const ALIGN: usize = 4096;
@@ -133,6 +134,25 @@ pub(crate) fn enable(file: &File) -> bool {
     {
         let _ = file;
         false
+    }
+}
+
+/// A second handle on `file` (found at `path`) with direct I/O turned on: `None` where the
+/// platform or filesystem refuses it, or when `path` no longer names the same file. Direct I/O
+/// is a flag of the open file, not of a duplicated descriptor, so it needs its own open.
+pub(crate) fn reopen(file: &File, path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let second = File::open(path).ok()?;
+        let (first, other) = (file.metadata().ok()?, second.metadata().ok()?);
+        ((first.dev(), first.ino()) == (other.dev(), other.ino()) && enable(&second))
+            .then_some(second)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        None
     }
 }
 

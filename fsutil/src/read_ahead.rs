@@ -33,19 +33,23 @@ pub struct ReadAheadFile {
 impl ReadAheadFile {
     /// Reads the complete file at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
-        Self::follow(path, WriteProgress::complete())
+        Self::from_file(File::open(path)?, path)
+    }
+
+    /// Reads the complete file `file`, already open (after a look at its size, say) and found
+    /// at `path`: its handle serves the cached reads, and a second one opened on `path` the
+    /// direct ones while `path` still names the same file.
+    pub fn from_file(file: File, path: &Path) -> io::Result<Self> {
+        Self::start(Files::new(file, path), WriteProgress::complete())
     }
 
     /// Reads the file at `path` while a [`crate::WriteBehindFile`] writes it, never past what
     /// `progress` says is written; a read fails if the writer stops short.
     pub fn follow(path: &Path, progress: WriteProgress) -> io::Result<Self> {
-        // Two handles: direct I/O is a flag of the open file, and the cached one serves what
-        // the direct one cannot (a refusing filesystem).
-        let direct_file = File::open(path)?;
-        let files = Files {
-            direct: direct::enable(&direct_file).then_some(direct_file),
-            cached: File::open(path)?,
-        };
+        Self::start(Files::new(File::open(path)?, path), progress)
+    }
+
+    fn start(files: Files, progress: WriteProgress) -> io::Result<Self> {
         let (full_tx, full_rx) = async_mpsc::channel(BUFFERS);
         let (empty_tx, empty_rx) = mpsc::sync_channel(BUFFERS);
         for _ in 0..BUFFERS {
@@ -70,6 +74,16 @@ impl ReadAheadFile {
 struct Files {
     direct: Option<File>,
     cached: File,
+}
+
+impl Files {
+    /// `file` for cached reads, and a second handle on `path` for direct ones.
+    fn new(file: File, path: &Path) -> Self {
+        Self {
+            direct: direct::reopen(&file, path),
+            cached: file,
+        }
+    }
 }
 
 /// The reading thread: fills each empty buffer with the next block and sends it on, until the
@@ -284,6 +298,27 @@ mod tests {
             .await
             .unwrap();
         assert!(read == data);
+    }
+
+    #[test]
+    fn an_open_file_is_read_even_when_its_name_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in");
+        let data: Vec<u8> = (0..(2 * BUFFER_SIZE + 4096))
+            .map(|i| (i % 241) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let opened = File::open(&path).unwrap();
+        // Another file renamed over the name before the reader starts (a backup replaced).
+        let other = dir.path().join("other");
+        std::fs::write(&other, vec![0xAA; data.len()]).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let mut read = Vec::new();
+        ReadAheadFile::from_file(opened, &path)
+            .unwrap()
+            .read_to_end(&mut read)
+            .unwrap();
+        assert!(read == data, "read the file renamed over the one opened");
     }
 
     #[test]

@@ -286,12 +286,14 @@ impl Target for LocalTarget {
             )));
         }
         // A backup file is read once, start to end: a thread ahead, past the page cache where
-        // the filesystem allows it (it was written that way too).
-        let path = self.path_of(key);
-        let reader = tokio::task::spawn_blocking(move || fsutil::ReadAheadFile::open(&path))
-            .await
-            .map_err(|e| self.err(Some(key), io::Error::other(e)))?
-            .map_err(|e| self.lookup_err(key, e))?;
+        // the filesystem allows it (it was written that way too). The handle already open
+        // serves the cached reads, so the file read is the one measured.
+        let (file, path) = (file.into_std().await, self.path_of(key));
+        let reader =
+            tokio::task::spawn_blocking(move || fsutil::ReadAheadFile::from_file(file, &path))
+                .await
+                .map_err(|e| self.err(Some(key), io::Error::other(e)))?
+                .map_err(|e| self.err(Some(key), e))?;
         Ok(Box::new(reader))
     }
 
