@@ -12,14 +12,15 @@ use std::path::Path;
 /// The alignment direct I/O gets here: the largest logical block size in common use.
 pub(crate) const ALIGN: usize = 4096;
 
-/// A fixed-size byte buffer whose bytes start at an [`ALIGN`]ed address, filled from the front.
+/// A fixed-size byte buffer whose bytes start at a 4 KiB-aligned address, filled from the front.
 ///
 /// Its memory is an anonymous mapping of its own (page-aligned, so direct I/O can use it), which
-/// goes back to the system when the buffer is dropped. Buffers of a few MiB taken from the heap
-/// stay with the allocator after they are freed (glibc raises its mmap threshold after the first
-/// free): a restore's 16 MiB of such buffers then stayed resident under the key derivation that
-/// follows. Where a mapping fails the buffer comes from the heap, aligned by hand when it can be.
-pub(crate) struct AlignedBuffer {
+/// goes back to the system when the buffer is dropped. Buffers of a MiB or more taken from the
+/// heap stay with the allocator after they are freed (glibc raises its mmap threshold after the
+/// first free): a restore's I/O and hashing buffers then stayed resident under the key
+/// derivation that follows, which is why the engine's hashing threads use this buffer too.
+/// Where a mapping fails the buffer comes from the heap, aligned by hand when it can be.
+pub struct AlignedBuffer {
     block: Block,
     len: usize,
     capacity: usize,
@@ -37,7 +38,7 @@ enum Block {
 
 impl AlignedBuffer {
     /// A buffer of `capacity` bytes (a multiple of [`ALIGN`]).
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         match (capacity > 0)
             .then(|| memmap2::MmapMut::map_anon(capacity).ok())
             .flatten()
@@ -87,7 +88,7 @@ impl AlignedBuffer {
     }
 
     /// Copies as much of `data` as fits; returns how much.
-    pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+    pub fn push(&mut self, data: &[u8]) -> usize {
         let take = (self.capacity - self.len).min(data.len());
         let at = self.len;
         self.bytes_mut()[at..at + take].copy_from_slice(&data[..take]);
@@ -95,7 +96,7 @@ impl AlignedBuffer {
         take
     }
 
-    pub(crate) fn filled(&self) -> &[u8] {
+    pub fn filled(&self) -> &[u8] {
         &self.bytes()[..self.len]
     }
 
@@ -108,15 +109,19 @@ impl AlignedBuffer {
         self.len = len.min(self.capacity);
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn is_full(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
         self.len == self.capacity
     }
 
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.len = 0;
     }
 }

@@ -11,6 +11,7 @@ mod direct;
 mod read_ahead;
 mod write_behind;
 
+pub use direct::AlignedBuffer;
 pub use read_ahead::ReadAheadFile;
 pub use write_behind::{Durability, Inspect, SYNC_EVERY, WriteBehindFile, WriteProgress};
 

@@ -202,7 +202,7 @@ impl<I: Inspect> WriteBehindFile<I> {
         if self.worker.is_none() {
             return Err(io::Error::other("could not start the writer thread"));
         }
-        if self.current.len() > 0 {
+        if !self.current.is_empty() {
             self.hand_off()?;
         }
         self.full = None;

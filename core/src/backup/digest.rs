@@ -7,6 +7,8 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::AlignedBuffer;
+
 /// Counts what passes through to `inner`.
 pub(crate) struct CountingWriter<W: Write> {
     inner: W,
@@ -57,9 +59,9 @@ impl Sha256Inspector {
 /// compressing). Memory is bounded by `BUFFERS × BUFFER_SIZE`. Dropped without
 /// [`BackgroundSha256::finish`], the thread ends by itself once its channel closes.
 pub(crate) struct BackgroundSha256 {
-    current: Vec<u8>,
-    full: Option<mpsc::SyncSender<Vec<u8>>>,
-    empty: mpsc::Receiver<Vec<u8>>,
+    current: AlignedBuffer,
+    full: Option<mpsc::SyncSender<AlignedBuffer>>,
+    empty: mpsc::Receiver<AlignedBuffer>,
     worker: Option<JoinHandle<Sha256>>,
 }
 
@@ -72,17 +74,17 @@ fn stopped() -> io::Error {
 
 impl BackgroundSha256 {
     pub(crate) fn new() -> io::Result<Self> {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (full_tx, full_rx) = mpsc::sync_channel::<AlignedBuffer>(BUFFERS);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<AlignedBuffer>(BUFFERS);
         for _ in 1..BUFFERS {
-            let _ = empty_tx.send(Vec::with_capacity(BUFFER_SIZE));
+            let _ = empty_tx.send(AlignedBuffer::new(BUFFER_SIZE));
         }
         let worker = std::thread::Builder::new()
             .name("sstore-hash".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
                 for mut buf in full_rx {
-                    hasher.update(&buf);
+                    hasher.update(buf.filled());
                     buf.clear();
                     // The owner may be finishing and gone; that is fine.
                     let _ = empty_tx.send(buf);
@@ -90,7 +92,7 @@ impl BackgroundSha256 {
                 hasher
             })?;
         Ok(Self {
-            current: Vec::with_capacity(BUFFER_SIZE),
+            current: AlignedBuffer::new(BUFFER_SIZE),
             full: Some(full_tx),
             empty: empty_rx,
             worker: Some(worker),
@@ -99,10 +101,9 @@ impl BackgroundSha256 {
 
     pub(crate) fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let take = (BUFFER_SIZE - self.current.len()).min(data.len());
-            self.current.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.current.len() == BUFFER_SIZE {
+            let taken = self.current.push(data);
+            data = &data[taken..];
+            if self.current.is_full() {
                 self.hand_off()?;
             }
         }
