@@ -127,15 +127,28 @@ pub(crate) async fn fetch_and_check(
             });
         }
         out.inner.finish().map_err(BackupError::io(&dest))?;
-        check_store_copy(&dest, &manifest).map_err(|reason| BackupError::RestoredCopyInvalid {
+        // The passphrase's key derivation (64 MiB, one core) runs beside the checks (a core
+        // and a connection each).
+        let (checked, opens) = std::thread::scope(|scope| {
+            let opening = store_passphrase.map(|passphrase| {
+                let dest = &dest;
+                scope.spawn(move || passphrase_opens(dest, passphrase))
+            });
+            (
+                check_store_copy(&dest, &manifest),
+                opening.map(|t| t.join()),
+            )
+        });
+        checked.map_err(|reason| BackupError::RestoredCopyInvalid {
             id: manifest.backup_id.clone(),
             reason,
         })?;
-        // After the checks, not beside them: their two connections and the key derivation's
-        // 64 MiB at once would pass the memory budget, and the counts take longer than the
-        // derivation from a few hundred thousand sets on.
-        store_passphrase
-            .map(|passphrase| passphrase_opens(&dest, passphrase))
+        opens
+            .map(|joined| {
+                joined.map_err(|_| {
+                    BackupError::Task("checking the store passphrase stopped unexpectedly".into())
+                })?
+            })
             .transpose()
     })
     .await
