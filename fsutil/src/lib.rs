@@ -13,7 +13,7 @@ mod write_behind;
 
 pub use direct::AlignedBuffer;
 pub use read_ahead::ReadAheadFile;
-pub use write_behind::{Durability, Inspect, SYNC_EVERY, WriteBehindFile, WriteProgress};
+pub use write_behind::{Durability, Inspect, WriteBehindFile, WriteProgress};
 
 /// Creates `path` and its missing parents; folders created are owner-only (0700 on Unix).
 pub fn create_private_dir_all(path: &Path) -> io::Result<()> {

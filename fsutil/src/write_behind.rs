@@ -29,7 +29,7 @@ pub enum Durability {
     /// staged backup.
     Direct,
     /// Through the page cache, flushed as it is written (a second thread syncs the file's data
-    /// every [`SYNC_EVERY`] bytes, so the disk works while the writer goes on) and fsynced
+    /// every 32 MiB (`SYNC_EVERY`), so the disk works while the writer goes on) and fsynced
     /// by [`WriteBehindFile::finish`], which then has little left to wait for. For a file that
     /// is read right after (a restored store).
     Durable,
@@ -38,7 +38,7 @@ pub enum Durability {
 }
 
 /// How many bytes a [`Durability::Durable`] file's thread writes between two data syncs.
-pub const SYNC_EVERY: u64 = 32 * 1024 * 1024;
+const SYNC_EVERY: u64 = 32 * 1024 * 1024;
 
 const BUFFER_SIZE: usize = 4 * 1024 * 1024;
 const BUFFERS: usize = 3;
