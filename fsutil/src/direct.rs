@@ -37,7 +37,7 @@ enum Block {
 }
 
 impl AlignedBuffer {
-    /// A buffer of `capacity` bytes (a multiple of [`ALIGN`]).
+    /// A buffer of `capacity` bytes (a multiple of 4 KiB).
     pub fn new(capacity: usize) -> Self {
         match (capacity > 0)
             .then(|| memmap2::MmapMut::map_anon(capacity).ok())

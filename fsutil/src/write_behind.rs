@@ -23,10 +23,9 @@ impl Inspect for () {
 /// How what a [`WriteBehindFile`] writes reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Straight to the disk past the page cache where the filesystem allows it (see
-    /// [`crate::direct`]), else as [`Durability::Durable`]; fsynced by
-    /// [`WriteBehindFile::finish`]. For a large file written once and read back once: a
-    /// staged backup.
+    /// Straight to the disk past the page cache where the filesystem allows it (`O_DIRECT`),
+    /// else as [`Durability::Durable`]; fsynced by [`WriteBehindFile::finish`]. For a large
+    /// file written once and read back once: a staged backup.
     Direct,
     /// Through the page cache, flushed as it is written (a second thread syncs the file's data
     /// every 32 MiB (`SYNC_EVERY`), so the disk works while the writer goes on) and fsynced
