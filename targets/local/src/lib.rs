@@ -286,8 +286,8 @@ impl Target for LocalTarget {
             )));
         }
         // A backup file is read once, start to end: a thread ahead, past the page cache where
-        // the filesystem allows it (it was written that way too). The handle already open
-        // serves the cached reads, so the file read is the one measured.
+        // the filesystem allows it (it was written that way too). The handle opened above
+        // serves the cached reads, so the file read is the one whose size was taken.
         let (file, path) = (file.into_std().await, self.path_of(key));
         let reader =
             tokio::task::spawn_blocking(move || fsutil::ReadAheadFile::from_file(file, &path))
