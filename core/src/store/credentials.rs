@@ -75,6 +75,17 @@ impl std::fmt::Debug for SealedValue {
     }
 }
 
+impl SealedValue {
+    /// The error for this value when it does not open: it was changed outside sstore.
+    fn tampered(&self) -> StoreError {
+        StoreError::Tampered {
+            app: self.app.clone(),
+            principal: self.principal.clone(),
+            field: self.field.clone(),
+        }
+    }
+}
+
 fn aad(app: &str, principal: &str, field: &str) -> Vec<u8> {
     let mut out = Vec::new();
     aad_into(&mut out, app, principal, field);
@@ -114,19 +125,18 @@ pub(crate) fn seal(
 
 /// Decrypts a stored value; a value that does not authenticate for its row is tampering.
 pub(crate) fn open(key: &MasterKey, value: &SealedValue) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let tampered = || StoreError::Tampered {
-        app: value.app.clone(),
-        principal: value.principal.clone(),
-        field: value.field.clone(),
-    };
-    let nonce: [u8; 12] = value.nonce.as_slice().try_into().map_err(|_| tampered())?;
+    let nonce: [u8; 12] = value
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| value.tampered())?;
     key.cipher()
         .open(
             &nonce,
             &aad(&value.app, &value.principal, &value.field),
             &value.sealed,
         )
-        .map_err(|_| tampered())
+        .map_err(|_| value.tampered())
 }
 
 /// Re-encrypts a stored value from `old` to `new` with a fresh nonce, in its own buffer: the
@@ -139,16 +149,11 @@ pub(crate) fn reseal(
     value: &mut SealedValue,
     aad: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
-    let tampered = |value: &SealedValue| StoreError::Tampered {
-        app: value.app.clone(),
-        principal: value.principal.clone(),
-        field: value.field.clone(),
-    };
     let (Ok(nonce), Some(split)) = (
         <[u8; NONCE_LEN]>::try_from(value.nonce.as_slice()),
         value.sealed.len().checked_sub(TAG_LEN),
     ) else {
-        return Err(tampered(value));
+        return Err(value.tampered());
     };
     aad_into(aad, &value.app, &value.principal, &value.field);
     let mut tag = [0u8; TAG_LEN];
@@ -156,7 +161,7 @@ pub(crate) fn reseal(
     // Checks the tag before it decrypts: on failure the buffer still holds the ciphertext.
     let body = &mut value.sealed[..split];
     if old.cipher().open_in_place(&nonce, aad, body, &tag).is_err() {
-        return Err(tampered(value));
+        return Err(value.tampered());
     }
     let fresh = crate::random::nonce();
     let tag = new
@@ -176,11 +181,7 @@ pub(crate) fn open_text(
     let plain = open(key, value)?;
     match std::str::from_utf8(&plain) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
-        Err(_) => Err(StoreError::Tampered {
-            app: value.app.clone(),
-            principal: value.principal.clone(),
-            field: value.field.clone(),
-        }),
+        Err(_) => Err(value.tampered()),
     }
 }
 
